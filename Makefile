@@ -1,0 +1,48 @@
+# The two commands of README.md: `make run` and `make test`. Everything else is a helper.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+PORT ?= 8000
+GATEWAY_URL ?= http://127.0.0.1:8001
+WEB_PORT := $(PORT)
+export PORT WEB_PORT GATEWAY_URL
+
+.PHONY: run test setup lint format bench clean
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	@touch $@
+
+setup: $(VENV)/.installed
+	@$(PY) scripts/init_env.py
+	@$(PY) manage.py migrate --noinput
+	@$(PY) manage.py collectstatic --noinput --verbosity 0
+
+run: setup
+	@mkdir -p .run/prometheus && rm -f .run/prometheus/*.db
+	@$(PY) manage.py ensure_demo_admin
+	@echo "API      http://127.0.0.1:$(PORT)/api/v1/payouts/"
+	@echo "Docs     http://127.0.0.1:$(PORT)/api/v1/docs/"
+	@echo "Admin    http://127.0.0.1:$(PORT)/admin/"
+	@echo "Gateway  $(GATEWAY_URL)/charges"
+	@echo "Stack    $${DATABASE_URL:+PostgreSQL + Redis}$${DATABASE_URL:-embedded (SQLite, file broker)}"
+	PROMETHEUS_MULTIPROC_DIR=$(CURDIR)/.run/prometheus $(VENV)/bin/honcho start -f Procfile
+
+test: setup
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint:
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format:
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+bench: setup
+	$(PY) -m bench $(BENCH_ARGS)
+
+clean:
+	rm -rf .run

@@ -1,0 +1,61 @@
+"""API keys for machine clients: stored hashed, shown once, revocable."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+PREFIX_LENGTH = 12  # "pl_" and 9 random characters: not secret, shown in the admin
+
+
+def hash_secret(key: str) -> str:
+    # A key carries 256 bits of randomness, so a fast hash is enough (no guessing).
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+class ApiKeyQuerySet(models.QuerySet["ApiKey"]):
+    def active(self) -> ApiKeyQuerySet:
+        return self.filter(revoked_at__isnull=True)
+
+
+class ApiKey(models.Model):
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_keys"
+    )
+    name = models.CharField(max_length=100, blank=True)
+    prefix = models.CharField(max_length=PREFIX_LENGTH, unique=True, editable=False)
+    hashed_key = models.CharField(max_length=64, unique=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ApiKeyQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = "API key"
+
+    def __str__(self) -> str:
+        return f"{self.prefix}… ({self.name or self.user})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None
+
+    @classmethod
+    def issue(cls, user: object, name: str = "") -> tuple[ApiKey, str]:
+        """Create a key; the plain key is returned once and never stored."""
+        prefix = "pl_" + secrets.token_hex(PREFIX_LENGTH)[: PREFIX_LENGTH - 3]
+        plain = f"{prefix}.{secrets.token_urlsafe(32)}"
+        key = cls.objects.create(
+            user=user, name=name, prefix=prefix, hashed_key=hash_secret(plain)
+        )
+        return key, plain
+
+    def revoke(self) -> None:
+        if self.revoked_at is None:
+            self.revoked_at = timezone.now()
+            self.save(update_fields=["revoked_at"])

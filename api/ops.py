@@ -1,0 +1,138 @@
+"""Liveness, readiness and Prometheus metrics."""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import TYPE_CHECKING, Any
+
+from django.conf import settings
+from django.db import connection
+from django.http import HttpResponse, JsonResponse
+from django.utils import timezone
+from kombu import Connection
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    generate_latest,
+    multiprocess,
+)
+from prometheus_client.core import GaugeMetricFamily, REGISTRY
+
+from ledger.apps import get_payouts
+from projections.selectors import counts_by_status, position_of
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from django.http import HttpRequest
+
+PROJECTION = "payout_view"
+
+
+def projection_lag_seconds() -> float:
+    """Age of the oldest event the projection has not applied yet (0 when caught up)."""
+    payouts = get_payouts()
+    pending = payouts.recorder.select_notifications(
+        start=position_of(PROJECTION), limit=1, inclusive_of_start=False
+    )
+    if not pending:
+        return 0.0
+    event = payouts.mapper.to_domain_event(pending[0])
+    return max(0.0, (timezone.now() - event.timestamp).total_seconds())
+
+
+def healthz(request: HttpRequest) -> JsonResponse:
+    return JsonResponse({"status": "ok"})
+
+
+def _check(probe: Any) -> dict[str, Any]:
+    started = time.perf_counter()
+    try:
+        detail = probe()
+    except Exception as exc:  # noqa: BLE001 - readiness reports any failure
+        return {"ok": False, "error": f"{type(exc).__name__}: {exc}"[:300]}
+    result = {"ok": True, "ms": round((time.perf_counter() - started) * 1000, 1)}
+    if isinstance(detail, dict):
+        result.update(detail)
+    return result
+
+
+def _database() -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+    get_payouts().recorder.max_notification_id()
+
+
+def _broker() -> None:
+    with Connection(
+        settings.CELERY_BROKER_URL,
+        transport_options=settings.CELERY_BROKER_TRANSPORT_OPTIONS,
+        connect_timeout=2,
+    ) as conn:
+        conn.ensure_connection(max_retries=1, timeout=2)
+
+
+def _projection() -> dict[str, Any]:
+    lag = projection_lag_seconds()
+    if lag > settings.PROJECTION_LAG_LIMIT:
+        raise RuntimeError(
+            f"projection is {lag:.1f}s behind (limit {settings.PROJECTION_LAG_LIMIT}s)"
+        )
+    return {"lag_seconds": round(lag, 3)}
+
+
+def readyz(request: HttpRequest) -> JsonResponse:
+    checks = {
+        "database": _check(_database),
+        "broker": _check(_broker),
+        "projection": _check(_projection),
+    }
+    ready = all(c["ok"] for c in checks.values())
+    return JsonResponse(
+        {"status": "ok" if ready else "unavailable", "checks": checks},
+        status=200 if ready else 503,
+    )
+
+
+class LedgerCollector:
+    """Figures read at scrape time from the projection, so every process agrees."""
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        by_status = GaugeMetricFamily(
+            "payouts", "Payouts by status (projection).", labels=["status"]
+        )
+        counts = counts_by_status()
+        for status_name in (
+            "pending",
+            "processing",
+            "completed",
+            "failed",
+            "cancelled",
+        ):
+            by_status.add_metric([status_name], counts.get(status_name, 0))
+        yield by_status
+        yield GaugeMetricFamily(
+            "payouts_created",
+            "Payouts created (all statuses).",
+            value=sum(counts.values()),
+        )
+        yield GaugeMetricFamily(
+            "projection_lag_seconds",
+            "Age of the oldest event not yet projected.",
+            value=projection_lag_seconds(),
+        )
+
+
+def metrics(request: HttpRequest) -> HttpResponse:
+    registry = CollectorRegistry()
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        multiprocess.MultiProcessCollector(registry)
+    else:
+        registry = REGISTRY
+    output = generate_latest(registry)
+    ledger = CollectorRegistry()
+    ledger.register(LedgerCollector())
+    return HttpResponse(
+        output + generate_latest(ledger), content_type=CONTENT_TYPE_LATEST
+    )

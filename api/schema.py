@@ -1,0 +1,102 @@
+"""drf-spectacular extras shared by the views: headers, examples, error responses."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse
+
+from api.serializers import (
+    PreconditionProblemOutput,
+    ProblemOutput,
+    TransitionProblemOutput,
+)
+
+IDEMPOTENCY_KEY = OpenApiParameter(
+    "Idempotency-Key",
+    str,
+    OpenApiParameter.HEADER,
+    description="Up to 255 characters, scoped to the caller. Same key and body: the "
+    "original 201 is replayed with `Idempotent-Replayed: true`. Another body: 422.",
+)
+IF_MATCH = OpenApiParameter(
+    "If-Match",
+    str,
+    OpenApiParameter.HEADER,
+    description='The version the change was decided on, as the ETag `"<version>"`; '
+    "a stale one is a 412 whatever the payout's state.",
+)
+
+_DESCRIPTIONS = {
+    400: "Invalid input: `errors` maps each bad field to its messages.",
+    401: "No or bad credentials (see `WWW-Authenticate`).",
+    403: "Authenticated, without the role this needs.",
+    404: "No such payout, version or route.",
+    405: "Method not allowed here.",
+    406: "The `Accept` header names no format this endpoint serves.",
+    409: "The state machine does not allow this change; see `current_status` and "
+    "`allowed_transitions`.",
+    412: "`If-Match` names a version that is no longer current.",
+    422: "The `Idempotency-Key` was used before with a different body.",
+    429: "Rate limit (API_THROTTLE_RATE per user) exceeded; see `Retry-After`.",
+}
+_BODIES = {409: TransitionProblemOutput, 412: PreconditionProblemOutput}
+
+
+def errors(*codes: int) -> dict[tuple[int, str], OpenApiResponse]:
+    return {
+        (code, "application/problem+json"): OpenApiResponse(
+            response=_BODIES.get(code, ProblemOutput), description=_DESCRIPTIONS[code]
+        )
+        for code in codes
+    }
+
+
+_CARD: dict[str, Any] = {
+    "amount": "1500.00",
+    "currency": "EUR",
+    "recipient_details": {
+        "type": "card",
+        "number": "4242424242424242",
+        "holder": "Ada Lovelace",
+    },
+    "description": "Invoice 2026-118",
+}
+CREATE_EXAMPLES = [
+    OpenApiExample("Card payout", value=_CARD, request_only=True),
+    OpenApiExample(
+        "Bank account payout",
+        value={
+            "amount": "250000",
+            "currency": "JPY",
+            "recipient_details": {
+                "type": "bank_account",
+                "iban": "DE89370400440532013000",
+                "bic": "COBADEFFXXX",
+                "holder": "Grace Hopper",
+            },
+        },
+        request_only=True,
+    ),
+    OpenApiExample(
+        "Created",
+        value={
+            "id": "0b6f6a4e-8a36-4a52-a0b3-2ab1d0c7f9d1",
+            "amount": "1500.00",
+            "currency": "EUR",
+            "recipient_details": {
+                "type": "card",
+                "number": "424242******4242",
+                "holder": "Ada Lovelace",
+            },
+            "description": "Invoice 2026-118",
+            "status": "pending",
+            "failure_reason": None,
+            "version": 1,
+            "created_at": "2026-11-27T10:15:00.123456Z",
+            "updated_at": "2026-11-27T10:15:00.123456Z",
+        },
+        response_only=True,
+        status_codes=["201"],
+    ),
+]

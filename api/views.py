@@ -1,0 +1,341 @@
+"""HTTP adapters: parse, call one ledger method or selector, render."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
+
+from django.http import StreamingHttpResponse
+from django.utils.dateparse import parse_datetime
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import generics, status
+from rest_framework.exceptions import ValidationError
+from rest_framework.renderers import BaseRenderer, JSONRenderer
+from rest_framework.response import Response
+from rest_framework.utils.urls import replace_query_param
+from rest_framework.views import APIView
+
+from api import schema
+from api.exceptions import ProblemResponse, transition_problem
+from api.filters import PayoutFilter
+from api.pagination import KeysetPagination, parse_limit
+from api.permissions import IsStaffOrAuditorReadOnly
+from api.serializers import (
+    FeedEntryOutput,
+    HistoryEntryOutput,
+    PayoutCreateInput,
+    PayoutOutput,
+    PayoutUpdateInput,
+)
+from ledger.application import NewPayout
+from ledger.apps import get_payouts
+from ledger.errors import VersionMismatch
+from ledger.payout import Actor
+from ledger.values import PayoutStatus
+from projections.selectors import payout_list
+
+if TYPE_CHECKING:
+    from rest_framework.request import Request
+
+    from ledger.application import EventRecord, PayoutSnapshot
+
+MAX_IDEMPOTENCY_KEY = 255
+_IF_MATCH = re.compile(r'^\s*(?:W/)?"(\d{1,18})"\s*$')
+
+
+def actor_of(request: Request) -> Actor:
+    request_id = getattr(request._request, "request_id", "")
+    prefix = getattr(request.auth, "prefix", None)
+    if prefix:
+        return Actor("api_key", prefix, request_id)
+    return Actor("user", request.user.get_username(), request_id)
+
+
+def payout_response(
+    payout: PayoutSnapshot, status_code: int = 200, **headers: str
+) -> Response:
+    return Response(
+        PayoutOutput(payout).data,
+        status=status_code,
+        headers={"ETag": f'"{payout.version}"', **headers},
+    )
+
+
+def expected_version(request: Request) -> int | None:
+    header = request.headers.get("If-Match")
+    if header is None:
+        return None
+    match = _IF_MATCH.match(header)
+    if not match:
+        raise ValidationError({"If-Match": ['Must be a version as an ETag, e.g. "2".']})
+    return int(match.group(1))
+
+
+def fingerprint(data: Any) -> str:
+    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+class PayoutListCreateView(generics.ListAPIView):
+    permission_classes = [IsStaffOrAuditorReadOnly]
+    serializer_class = PayoutOutput
+    pagination_class = KeysetPagination
+    filterset_class = PayoutFilter
+
+    def get_queryset(self) -> Any:
+        return payout_list()
+
+    @extend_schema(
+        operation_id="payouts_list",
+        summary="List payouts",
+        description="From the projection (eventually consistent, milliseconds behind the "
+        "event store). Filters combine with AND.",
+        responses={200: PayoutOutput(many=True), **schema.errors(400, 401, 403, 429)},
+    )
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().get(request, *args, **kwargs)
+
+    @extend_schema(
+        operation_id="payouts_create",
+        summary="Create a payout",
+        description="Stores `Created` and answers 201 at once (status `pending`); "
+        "processing happens in the background and never delays the response. "
+        "With an `Idempotency-Key`, the same key and body replay the original answer "
+        "(header `Idempotent-Replayed: true`); another body is a 422. Keys are scoped "
+        "to the calling user and never expire.",
+        request=PayoutCreateInput,
+        parameters=[schema.IDEMPOTENCY_KEY],
+        examples=schema.CREATE_EXAMPLES,
+        responses={201: PayoutOutput, **schema.errors(400, 401, 403, 409, 422, 429)},
+    )
+    def post(self, request: Request) -> Response:
+        key = request.headers.get("Idempotency-Key")
+        if key is not None and not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY:
+            raise ValidationError(
+                {"Idempotency-Key": [f"Must be 1 to {MAX_IDEMPOTENCY_KEY} characters."]}
+            )
+        payload = PayoutCreateInput(data=request.data)
+        payload.is_valid(raise_exception=True)
+        data = payload.validated_data
+        outcome = get_payouts().create_payout(
+            NewPayout(
+                amount=data["amount"],
+                currency=data["currency"],
+                recipient=data["recipient_details"],
+                description=data["description"],
+            ),
+            actor=actor_of(request),
+            scope=str(request.user.pk),
+            idempotency_key=key,
+            request_fingerprint=fingerprint(request.data) if key else None,
+        )
+        headers = {"Location": f"/api/v1/payouts/{outcome.payout.id}/"}
+        if outcome.replayed:
+            headers["Idempotent-Replayed"] = "true"
+        return payout_response(outcome.payout, status.HTTP_201_CREATED, **headers)
+
+
+class PayoutDetailView(APIView):
+    permission_classes = [IsStaffOrAuditorReadOnly]
+
+    @extend_schema(
+        operation_id="payouts_retrieve",
+        summary="Read a payout",
+        description="Read from the event store, so it reflects a write as soon as its "
+        "response was sent. `version` or `as_of` replay the payout to that point; both "
+        "together give the state at that version if it existed by then.",
+        parameters=[
+            OpenApiParameter(
+                "version", int, description="A version to replay to (>= 1)."
+            ),
+            OpenApiParameter(
+                "as_of",
+                OpenApiTypes.DATETIME,
+                description="RFC 3339; events at or before it.",
+            ),
+        ],
+        responses={200: PayoutOutput, **schema.errors(400, 401, 403, 404, 429)},
+    )
+    def get(self, request: Request, payout_id: UUID) -> Response:
+        version, as_of = None, None
+        errors: dict[str, list[str]] = {}
+        if (raw := request.query_params.get("version")) is not None:
+            if raw.isdigit() and len(raw) < 10:
+                version = int(raw)
+            else:
+                errors["version"] = ["Must be a positive integer."]
+        if (raw := request.query_params.get("as_of")) is not None:
+            try:
+                as_of = parse_datetime(raw.replace(" ", "+"))
+            except ValueError:
+                as_of = None
+            if as_of is None or as_of.tzinfo is None:
+                errors["as_of"] = ["Must be an RFC 3339 date-time with a time zone."]
+        if errors:
+            raise ValidationError(errors)
+        payout = get_payouts().get_payout(payout_id, version=version, as_of=as_of)
+        return payout_response(payout)
+
+    @extend_schema(
+        operation_id="payouts_partial_update",
+        summary="Cancel a payout",
+        description='Only `{"status": "cancelled"}` is a change a client may ask for; it '
+        "succeeds on a pending payout, and on an already cancelled one (no new event). "
+        "Any other change is a 409 naming `current_status` and `allowed_transitions` "
+        "(the state machine's next statuses). `If-Match` is checked before anything "
+        "else about the payout's state: a stale version is a 412.",
+        request=PayoutUpdateInput,
+        parameters=[schema.IF_MATCH],
+        responses={
+            200: PayoutOutput,
+            **schema.errors(400, 401, 403, 404, 409, 412, 429),
+        },
+    )
+    def patch(self, request: Request, payout_id: UUID) -> Response:
+        payload = PayoutUpdateInput(data=request.data)
+        payload.is_valid(raise_exception=True)
+        expected = expected_version(request)
+        payouts = get_payouts()
+        if payload.validated_data["status"] != PayoutStatus.CANCELLED:
+            current = payouts.get_payout(payout_id)
+            if expected is not None and expected != current.version:
+                raise VersionMismatch(payout_id, expected, current.version)
+            return ProblemResponse(
+                transition_problem(
+                    current.status,
+                    payload.validated_data["status"],
+                    f"A payout cannot be moved to {payload.validated_data['status']} "
+                    "through the API; only cancelling a pending payout is allowed.",
+                )
+            )
+        payout = payouts.cancel(
+            payout_id,
+            reason=payload.validated_data["reason"],
+            actor=actor_of(request),
+            expected_version=expected,
+        )
+        return payout_response(payout)
+
+    @extend_schema(
+        operation_id="payouts_destroy",
+        summary="Cancel a pending payout",
+        description="Records `Cancelled`; nothing is erased. Idempotent on an already "
+        "cancelled payout. `processing`, `completed` and `failed` payouts: 409.",
+        parameters=[schema.IF_MATCH],
+        responses={204: None, **schema.errors(400, 401, 403, 404, 409, 412, 429)},
+    )
+    def delete(self, request: Request, payout_id: UUID) -> Response:
+        get_payouts().cancel(
+            payout_id,
+            reason="",
+            actor=actor_of(request),
+            expected_version=expected_version(request),
+        )
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+def _history_entry(record: EventRecord) -> dict[str, Any]:
+    return {
+        "position": record.position,
+        "payout_id": record.payout_id,
+        "version": record.version,
+        "type": record.type,
+        "occurred_at": record.occurred_at,
+        "actor": record.actor,
+        "request_id": record.request_id,
+        "data": record.data,
+    }
+
+
+class PayoutHistoryView(APIView):
+    permission_classes = [IsStaffOrAuditorReadOnly]
+
+    @extend_schema(
+        operation_id="payouts_history",
+        summary="A payout's events, in order",
+        responses={
+            200: HistoryEntryOutput(many=True),
+            **schema.errors(401, 403, 404, 429),
+        },
+    )
+    def get(self, request: Request, payout_id: UUID) -> Response:
+        records = get_payouts().history(payout_id)
+        return Response(
+            HistoryEntryOutput([_history_entry(r) for r in records], many=True).data
+        )
+
+
+class NDJSONRenderer(BaseRenderer):
+    media_type = "application/x-ndjson"
+    format = "ndjson"
+    charset = "utf-8"
+
+    def render(
+        self,
+        data: Any,
+        accepted_media_type: str | None = None,
+        renderer_context: Any = None,
+    ) -> bytes:
+        return json.dumps(data).encode() + b"\n"
+
+
+class EventFeedView(APIView):
+    permission_classes = [IsStaffOrAuditorReadOnly]
+    renderer_classes = [JSONRenderer, NDJSONRenderer]
+    max_limit = 1000
+    default_limit = 100
+
+    @extend_schema(
+        operation_id="events_list",
+        summary="The global event feed, in commit order",
+        description="Positions only grow and commit in order, so paging with "
+        "`after=<last position seen>` never skips or repeats an event. A JSON array; "
+        "with `Accept: application/x-ndjson`, one JSON object per line, streamed. "
+        "The `Link` header names the next page.",
+        parameters=[
+            OpenApiParameter(
+                "after", int, description="Position to start after (default 0)."
+            ),
+            OpenApiParameter("limit", int, description="1 to 1000 (default 100)."),
+        ],
+        responses={
+            (200, "application/json"): FeedEntryOutput(many=True),
+            (200, "application/x-ndjson"): OpenApiResponse(
+                response=FeedEntryOutput, description="One FeedEntry per line."
+            ),
+            **schema.errors(400, 401, 403, 406, 429),
+        },
+    )
+    def get(self, request: Request) -> Response | StreamingHttpResponse:
+        raw_after = request.query_params.get("after") or "0"
+        if not raw_after.isdigit() or len(raw_after) > 18:
+            raise ValidationError(
+                {"after": ["Must be a non-negative integer position."]}
+            )
+        after = int(raw_after)
+        limit = parse_limit(
+            request.query_params.get("limit"),
+            default=self.default_limit,
+            maximum=self.max_limit,
+        )
+        records = get_payouts().feed(after=after, limit=limit)
+        entries = FeedEntryOutput([_history_entry(r) for r in records], many=True).data
+        headers = {}
+        if len(records) == limit:
+            next_url = replace_query_param(
+                request.build_absolute_uri(), "after", str(records[-1].position)
+            )
+            headers["Link"] = f'<{next_url}>; rel="next"'
+        if request.accepted_renderer.format == "ndjson":
+            response = StreamingHttpResponse(
+                (json.dumps(entry).encode() + b"\n" for entry in entries),
+                content_type="application/x-ndjson",
+            )
+            for name, value in headers.items():
+                response[name] = value
+            return response
+        return Response(entries, headers=headers)

@@ -1,0 +1,394 @@
+"""The ledger application: one short method per use case, primitives in and out."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.persistence import IntegrityError, Transcoding
+
+from ledger.errors import (
+    ConcurrencyExhausted,
+    InvalidValue,
+    LedgerError,
+    PayoutNotFound,
+    RequestMismatch,
+    VersionMismatch,
+)
+from ledger.payout import EVENT_TYPES, Actor, Payout
+from ledger.values import (
+    TRANSITIONS,
+    CardNumber,
+    MoneyPolicy,
+    PayoutStatus,
+    Recipient,
+    bank_account_recipient,
+    card_recipient,
+    payout_id_for,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator, Mapping
+    from datetime import datetime
+    from decimal import Decimal
+
+    from eventsourcing.domain import DomainEventProtocol
+    from eventsourcing.persistence import Transcoder
+
+T = TypeVar("T")
+
+# A payout has a handful of events, so a few reloads always settle a race.
+_ATTEMPTS = 8
+
+
+class InvalidRequest(LedgerError):
+    """Several inputs were refused at once; `errors` maps each field to its messages."""
+
+    def __init__(self, errors: dict[str, list[str]]) -> None:
+        super().__init__("; ".join(f"{k}: {' '.join(v)}" for k, v in errors.items()))
+        self.errors = errors
+
+
+@dataclass(frozen=True)
+class NewPayout:
+    amount: str | int | Decimal
+    currency: str
+    recipient: Mapping[str, Any]
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class PayoutSnapshot:
+    id: uuid.UUID
+    amount: Decimal
+    currency: str
+    recipient: dict[str, Any]
+    description: str
+    status: str
+    failure_code: str | None
+    failure_message: str | None
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+    @property
+    def allowed_transitions(self) -> list[str]:
+        return [s.value for s in TRANSITIONS[PayoutStatus(self.status)]]
+
+
+@dataclass(frozen=True)
+class PaymentOrder:
+    """What a gateway needs to pay: the one place the full recipient leaves the ledger."""
+
+    payout_id: uuid.UUID
+    amount: Decimal
+    currency: str
+    recipient: Recipient
+    status: str
+
+
+@dataclass(frozen=True)
+class EventRecord:
+    position: int | None
+    payout_id: uuid.UUID
+    version: int
+    type: str
+    occurred_at: datetime
+    actor: dict[str, str]
+    request_id: str
+    data: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class CreateOutcome:
+    payout: PayoutSnapshot
+    replayed: bool
+
+
+class CardNumberAsStr(Transcoding):
+    type = CardNumber
+    name = "card_number"
+
+    def encode(self, obj: CardNumber) -> str:
+        return obj.reveal()
+
+    def decode(self, data: str) -> CardNumber:
+        return CardNumber(data)
+
+
+class Payouts(Application[uuid.UUID]):
+    name = "payouts"
+
+    def __init__(
+        self, env: Mapping[str, str] | None = None, policy: MoneyPolicy | None = None
+    ) -> None:
+        super().__init__(env)
+        self.policy = policy or MoneyPolicy()
+
+    def register_transcodings(self, transcoder: Transcoder) -> None:
+        super().register_transcodings(transcoder)
+        transcoder.register(CardNumberAsStr())
+
+    # Commands
+
+    def create_payout(
+        self,
+        request: NewPayout,
+        *,
+        actor: Actor,
+        scope: str = "",
+        idempotency_key: str | None = None,
+        request_fingerprint: str | None = None,
+    ) -> CreateOutcome:
+        payout_id = (
+            payout_id_for(scope, idempotency_key) if idempotency_key else uuid.uuid4()
+        )
+        if idempotency_key and payout_id in self.repository:
+            return self._replay(payout_id, request_fingerprint)
+        payout = Payout.open(
+            payout_id=payout_id,
+            **_validated(self.policy, request),
+            actor=actor,
+            idempotency_key=idempotency_key,
+            request_fingerprint=request_fingerprint,
+        )
+        try:
+            self.save(payout)
+        except IntegrityError:
+            # A concurrent request with the same key won; answer as its replay.
+            if not idempotency_key:
+                raise
+            return self._replay(payout_id, request_fingerprint)
+        return CreateOutcome(_snapshot(payout), replayed=False)
+
+    def start_processing(self, payout_id: uuid.UUID, *, actor: Actor) -> PaymentOrder:
+        """Move a pending payout to processing; a payout already there is carried on.
+
+        A redelivered task finds its payout in `processing` and must go on with the
+        same gateway idempotency key rather than skip it: skipping strands payouts.
+        """
+
+        def decide(payout: Payout) -> None:
+            if payout.status == PayoutStatus.PENDING:
+                payout.start_processing(actor=actor)
+
+        payout = self._change(payout_id, decide)
+        return PaymentOrder(
+            payout_id=payout.id,
+            amount=payout.money.amount,
+            currency=payout.money.currency,
+            recipient=payout.recipient,
+            status=payout.status.value,
+        )
+
+    def complete(
+        self, payout_id: uuid.UUID, *, gateway_reference: str, actor: Actor
+    ) -> PayoutSnapshot:
+        def decide(payout: Payout) -> None:
+            if payout.status != PayoutStatus.COMPLETED:
+                payout.complete(gateway_reference=gateway_reference, actor=actor)
+
+        return _snapshot(self._change(payout_id, decide))
+
+    def fail(
+        self, payout_id: uuid.UUID, *, code: str, message: str, actor: Actor
+    ) -> PayoutSnapshot:
+        def decide(payout: Payout) -> None:
+            if payout.status != PayoutStatus.FAILED:
+                payout.fail(code=code, message=message, actor=actor)
+
+        return _snapshot(self._change(payout_id, decide))
+
+    def cancel(
+        self,
+        payout_id: uuid.UUID,
+        *,
+        reason: str,
+        actor: Actor,
+        expected_version: int | None = None,
+    ) -> PayoutSnapshot:
+        def decide(payout: Payout) -> None:
+            if expected_version is not None and payout.version != expected_version:
+                raise VersionMismatch(payout_id, expected_version, payout.version)
+            payout.cancel(reason=reason, actor=actor)
+
+        return _snapshot(self._change(payout_id, decide))
+
+    # Queries
+
+    def get_payout(
+        self,
+        payout_id: uuid.UUID,
+        *,
+        version: int | None = None,
+        as_of: datetime | None = None,
+    ) -> PayoutSnapshot:
+        if as_of is not None:
+            versions = [
+                e.originator_version
+                for e in self.events.get(payout_id)
+                if e.timestamp <= as_of
+            ]
+            if not versions:
+                raise PayoutNotFound(payout_id)
+            version = versions[-1] if version is None else min(version, versions[-1])
+        if version is not None and version < 1:
+            raise PayoutNotFound(payout_id)
+        payout = self._load(payout_id, version=version)
+        if version is not None and payout.version != version:
+            raise PayoutNotFound(payout_id)
+        return _snapshot(payout)
+
+    def payment_order(self, payout_id: uuid.UUID) -> PaymentOrder:
+        payout = self._load(payout_id)
+        return PaymentOrder(
+            payout_id=payout.id,
+            amount=payout.money.amount,
+            currency=payout.money.currency,
+            recipient=payout.recipient,
+            status=payout.status.value,
+        )
+
+    def history(self, payout_id: uuid.UUID) -> list[EventRecord]:
+        records = [_record(e, None) for e in self.events.get(payout_id)]
+        if not records:
+            raise PayoutNotFound(payout_id)
+        return records
+
+    def feed(self, *, after: int, limit: int) -> list[EventRecord]:
+        notifications = self.recorder.select_notifications(
+            start=after, limit=limit, inclusive_of_start=False
+        )
+        return [_record(self.mapper.to_domain_event(n), n.id) for n in notifications]
+
+    def iter_feed(self, *, after: int, batch: int = 500) -> Iterator[EventRecord]:
+        """The whole feed after a position, read in batches: constant memory."""
+        while records := self.feed(after=after, limit=batch):
+            yield from records
+            after = records[-1].position or after
+
+    # Internals
+
+    def _load(self, payout_id: uuid.UUID, version: int | None = None) -> Payout:
+        try:
+            payout: Payout = self.repository.get(payout_id, version=version)
+        except AggregateNotFoundError:
+            raise PayoutNotFound(payout_id) from None
+        return payout
+
+    def _change(self, payout_id: uuid.UUID, decide: Callable[[Payout], T]) -> Payout:
+        """Load → decide → save, deciding again on a fresh load when a writer raced us.
+
+        IntegrityError can also follow a commit whose acknowledgement was lost and
+        retried by the library, so it always means "reload and check", never "failed".
+        """
+        for _ in range(_ATTEMPTS):
+            payout = self._load(payout_id)
+            decide(payout)
+            if not payout.pending_events:
+                return payout
+            try:
+                self.save(payout)
+            except IntegrityError:
+                continue
+            return payout
+        raise ConcurrencyExhausted(payout_id)
+
+    def _replay(
+        self, payout_id: uuid.UUID, request_fingerprint: str | None
+    ) -> CreateOutcome:
+        original = self._load(payout_id, version=1)
+        if original.request_fingerprint != request_fingerprint:
+            raise RequestMismatch(payout_id)
+        return CreateOutcome(_snapshot(original), replayed=True)
+
+
+def _validated(policy: MoneyPolicy, request: NewPayout) -> dict[str, Any]:
+    errors: dict[str, list[str]] = {}
+    values: dict[str, Any] = {"description": request.description or ""}
+
+    def attempt(key: str, build: Callable[[], Any]) -> None:
+        try:
+            values[key] = build()
+        except InvalidValue as exc:
+            errors.setdefault(exc.field, []).append(exc.message)
+
+    attempt("money", lambda: policy.money(request.amount, request.currency))
+    attempt("recipient", lambda: _recipient(request.recipient))
+    if errors:
+        raise InvalidRequest(errors)
+    return values
+
+
+def _recipient(details: Mapping[str, Any]) -> Recipient:
+    kind = details.get("type")
+    if kind == "card":
+        return card_recipient(details.get("number", ""), details.get("holder", ""))
+    if kind == "bank_account":
+        return bank_account_recipient(
+            details.get("iban", ""), details.get("holder", ""), details.get("bic")
+        )
+    raise InvalidValue("recipient_details.type", f"Unknown recipient type {kind!r}.")
+
+
+def _snapshot(payout: Payout) -> PayoutSnapshot:
+    return PayoutSnapshot(
+        id=payout.id,
+        amount=payout.money.amount,
+        currency=payout.money.currency,
+        recipient=payout.recipient.masked(),
+        description=payout.description,
+        status=payout.status.value,
+        failure_code=payout.failure_code,
+        failure_message=payout.failure_message,
+        version=payout.version,
+        created_at=payout.created_on,
+        updated_at=payout.modified_on,
+    )
+
+
+def _record(event: DomainEventProtocol[Any], position: int | None) -> EventRecord:
+    return EventRecord(
+        position=position,
+        payout_id=event.originator_id,
+        version=event.originator_version,
+        type=EVENT_TYPES[type(event)],
+        occurred_at=event.timestamp,
+        actor={"type": event.actor_type, "id": event.actor_id},  # type: ignore[attr-defined]
+        request_id=event.request_id,  # type: ignore[attr-defined]
+        data=masked_data(event),
+    )
+
+
+def masked_data(event: DomainEventProtocol[Any]) -> dict[str, Any]:
+    """An event's own fields as the outside world may see them: no full card number."""
+    if isinstance(event, Payout.Created):
+        recipient = (
+            {
+                "type": "card",
+                "number": event.card_number.masked if event.card_number else None,
+                "holder": event.holder,
+            }
+            if event.recipient_type == "card"
+            else {
+                "type": "bank_account",
+                "iban": event.iban,
+                "bic": event.bic,
+                "holder": event.holder,
+            }
+        )
+        return {
+            "amount": str(event.amount),
+            "currency": event.currency,
+            "recipient_details": recipient,
+            "description": event.description,
+        }
+    if isinstance(event, Payout.Completed):
+        return {"gateway_reference": event.gateway_reference}
+    if isinstance(event, Payout.Failed):
+        return {"failure_reason": {"code": event.code, "message": event.message}}
+    if isinstance(event, Payout.Cancelled):
+        return {"reason": event.reason}
+    return {}

@@ -1,0 +1,71 @@
+"""The one error tree of the ledger: every rule it enforces fails with one of these."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from uuid import UUID
+
+
+class LedgerError(Exception):
+    """Base of every error the ledger raises on purpose."""
+
+
+class InvalidValue(LedgerError):
+    """A value object refused its input; `field` names the input that was wrong."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+class PayoutNotFound(LedgerError):
+    """No payout with this id (or not at the requested version or instant)."""
+
+    def __init__(self, payout_id: UUID) -> None:
+        super().__init__(f"payout {payout_id} not found")
+        self.payout_id = payout_id
+
+
+class InvalidTransition(LedgerError):
+    """The state machine has no such transition from the payout's current status."""
+
+    def __init__(
+        self, payout_id: UUID, current_status: str, target_status: str
+    ) -> None:
+        super().__init__(
+            f"payout {payout_id} is {current_status}; cannot become {target_status}"
+        )
+        self.payout_id = payout_id
+        self.current_status = current_status
+        self.target_status = target_status
+
+
+class VersionMismatch(LedgerError):
+    """The caller decided on a version of the payout that is no longer current."""
+
+    def __init__(self, payout_id: UUID, expected: int, actual: int) -> None:
+        super().__init__(f"payout {payout_id} is at version {actual}, not {expected}")
+        self.payout_id = payout_id
+        self.expected = expected
+        self.actual = actual
+
+
+class RequestMismatch(LedgerError):
+    """An idempotency key was reused with a different request."""
+
+    def __init__(self, payout_id: UUID) -> None:
+        super().__init__(
+            f"idempotency key already used for payout {payout_id} with another request"
+        )
+        self.payout_id = payout_id
+
+
+class ConcurrencyExhausted(LedgerError):
+    """Too many concurrent writers kept winning the race for this payout."""
+
+    def __init__(self, payout_id: UUID) -> None:
+        super().__init__(f"payout {payout_id} is contended; try again")
+        self.payout_id = payout_id

@@ -1,0 +1,239 @@
+"""The Payout aggregate: its five events, and the commands that guard the state machine."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from eventsourcing.domain import Aggregate, event
+
+from ledger.errors import InvalidTransition, InvalidValue
+from ledger.values import (
+    TRANSITIONS,
+    BankAccountRecipient,
+    CardNumber,
+    CardRecipient,
+    Money,
+    PayoutStatus,
+    Recipient,
+)
+
+if TYPE_CHECKING:
+    from uuid import UUID
+
+MAX_DESCRIPTION = 500
+MAX_REASON = 500
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who caused an event: a user, an API key (by prefix), a worker, or the system."""
+
+    type: str
+    id: str
+    request_id: str = ""
+
+
+class Payout(Aggregate):
+    # Explicit topics keep stored events readable when modules move.
+    TOPIC = "payouts:Payout"
+
+    class Created(Aggregate.Created):
+        TOPIC = "payouts:Payout.Created"
+        amount: Decimal
+        currency: str
+        recipient_type: str
+        holder: str
+        card_number: CardNumber | None
+        iban: str | None
+        bic: str | None
+        description: str
+        idempotency_key: str | None
+        request_fingerprint: str | None
+        actor_type: str
+        actor_id: str
+        request_id: str
+
+    class ProcessingStarted(Aggregate.Event):
+        TOPIC = "payouts:Payout.ProcessingStarted"
+        actor_type: str
+        actor_id: str
+        request_id: str
+
+    class Completed(Aggregate.Event):
+        TOPIC = "payouts:Payout.Completed"
+        gateway_reference: str
+        actor_type: str
+        actor_id: str
+        request_id: str
+
+    class Failed(Aggregate.Event):
+        TOPIC = "payouts:Payout.Failed"
+        code: str
+        message: str
+        actor_type: str
+        actor_id: str
+        request_id: str
+
+    class Cancelled(Aggregate.Event):
+        TOPIC = "payouts:Payout.Cancelled"
+        reason: str
+        actor_type: str
+        actor_id: str
+        request_id: str
+
+    @classmethod
+    def open(
+        cls,
+        *,
+        payout_id: UUID,
+        money: Money,
+        recipient: Recipient,
+        description: str,
+        actor: Actor,
+        idempotency_key: str | None = None,
+        request_fingerprint: str | None = None,
+    ) -> Payout:
+        if not isinstance(description, str) or len(description) > MAX_DESCRIPTION:
+            raise InvalidValue(
+                "description", f"At most {MAX_DESCRIPTION} characters of text."
+            )
+        card = recipient.number if isinstance(recipient, CardRecipient) else None
+        bank = recipient if isinstance(recipient, BankAccountRecipient) else None
+        # _create is the library's documented way to pass a chosen id to a Created event.
+        return cls._create(
+            cls.Created,
+            id=payout_id,
+            amount=money.amount,
+            currency=money.currency,
+            recipient_type=recipient.type,
+            holder=recipient.holder,
+            card_number=card,
+            iban=bank.iban if bank else None,
+            bic=bank.bic if bank else None,
+            description=description,
+            idempotency_key=idempotency_key,
+            request_fingerprint=request_fingerprint,
+            actor_type=actor.type,
+            actor_id=actor.id,
+            request_id=actor.request_id,
+        )
+
+    @event(Created)
+    def __init__(
+        self,
+        amount: Decimal,
+        currency: str,
+        recipient_type: str,
+        holder: str,
+        card_number: CardNumber | None,
+        iban: str | None,
+        bic: str | None,
+        description: str,
+        idempotency_key: str | None,
+        request_fingerprint: str | None,
+        actor_type: str,
+        actor_id: str,
+        request_id: str,
+    ) -> None:
+        self.money = Money(amount, currency)
+        self.recipient: Recipient = (
+            CardRecipient(number=card_number, holder=holder)
+            if card_number is not None
+            else BankAccountRecipient(iban=iban or "", holder=holder, bic=bic)
+        )
+        self.description = description
+        self.idempotency_key = idempotency_key
+        self.request_fingerprint = request_fingerprint
+        self.status = PayoutStatus.PENDING
+        self.failure_code: str | None = None
+        self.failure_message: str | None = None
+        self.gateway_reference: str | None = None
+
+    # Commands: each checks the state machine, then records exactly one event.
+
+    def start_processing(self, *, actor: Actor) -> None:
+        self._require(PayoutStatus.PROCESSING)
+        self._start_processing(
+            actor_type=actor.type, actor_id=actor.id, request_id=actor.request_id
+        )
+
+    def complete(self, *, gateway_reference: str, actor: Actor) -> None:
+        self._require(PayoutStatus.COMPLETED)
+        self._complete(
+            gateway_reference=gateway_reference,
+            actor_type=actor.type,
+            actor_id=actor.id,
+            request_id=actor.request_id,
+        )
+
+    def fail(self, *, code: str, message: str, actor: Actor) -> None:
+        self._require(PayoutStatus.FAILED)
+        self._fail(
+            code=code,
+            message=message,
+            actor_type=actor.type,
+            actor_id=actor.id,
+            request_id=actor.request_id,
+        )
+
+    def cancel(self, *, reason: str, actor: Actor) -> bool:
+        """Cancel a pending payout; False (and no event) when it is already cancelled."""
+        if self.status == PayoutStatus.CANCELLED:
+            return False
+        if not isinstance(reason, str) or len(reason) > MAX_REASON:
+            raise InvalidValue("reason", f"At most {MAX_REASON} characters of text.")
+        self._require(PayoutStatus.CANCELLED)
+        self._cancel(
+            reason=reason,
+            actor_type=actor.type,
+            actor_id=actor.id,
+            request_id=actor.request_id,
+        )
+        return True
+
+    def allowed_transitions(self) -> tuple[PayoutStatus, ...]:
+        return TRANSITIONS[self.status]
+
+    def _require(self, target: PayoutStatus) -> None:
+        if target not in TRANSITIONS[self.status]:
+            raise InvalidTransition(self.id, self.status.value, target.value)
+
+    # Mutators: they run on every replay, so they hold no rules.
+
+    @event(ProcessingStarted)
+    def _start_processing(
+        self, actor_type: str, actor_id: str, request_id: str
+    ) -> None:
+        self.status = PayoutStatus.PROCESSING
+
+    @event(Completed)
+    def _complete(
+        self, gateway_reference: str, actor_type: str, actor_id: str, request_id: str
+    ) -> None:
+        self.status = PayoutStatus.COMPLETED
+        self.gateway_reference = gateway_reference
+
+    @event(Failed)
+    def _fail(
+        self, code: str, message: str, actor_type: str, actor_id: str, request_id: str
+    ) -> None:
+        self.status = PayoutStatus.FAILED
+        self.failure_code = code
+        self.failure_message = message
+
+    @event(Cancelled)
+    def _cancel(
+        self, reason: str, actor_type: str, actor_id: str, request_id: str
+    ) -> None:
+        self.status = PayoutStatus.CANCELLED
+
+
+EVENT_TYPES: dict[type[Any], str] = {
+    Payout.Created: "Created",
+    Payout.ProcessingStarted: "ProcessingStarted",
+    Payout.Completed: "Completed",
+    Payout.Failed: "Failed",
+    Payout.Cancelled: "Cancelled",
+}

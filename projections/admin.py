@@ -1,0 +1,152 @@
+"""The operator's view of payouts: the projection, read-only; changes go through the ledger."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from django.contrib import admin, messages
+from django.utils.html import format_html, format_html_join
+from unfold.admin import ModelAdmin
+from unfold.contrib.filters.admin import RangeDateTimeFilter, RangeNumericFilter
+from unfold.decorators import action, display
+
+from ledger.apps import get_payouts
+from ledger.errors import LedgerError
+from ledger.payout import Actor
+from projections.models import PayoutView
+
+if TYPE_CHECKING:
+    from django.db.models import QuerySet
+    from django.http import HttpRequest
+
+_STATUS_COLOURS = {
+    "pending": "info",
+    "processing": "warning",
+    "completed": "success",
+    "failed": "danger",
+    "cancelled": "secondary",
+}
+
+
+@admin.register(PayoutView)
+class PayoutViewAdmin(ModelAdmin):
+    list_display = [
+        "id",
+        "show_status",
+        "amount",
+        "currency",
+        "recipient_type",
+        "created_at",
+        "updated_at",
+        "version",
+    ]
+    list_filter = [
+        "status",
+        "currency",
+        "recipient_type",
+        ("created_at", RangeDateTimeFilter),
+        ("amount", RangeNumericFilter),
+    ]
+    list_filter_submit = True
+    search_fields = ["=id", "description", "failure_code"]
+    ordering = ["-created_at"]
+    show_full_result_count = False
+    list_per_page = 50
+    actions = ["cancel_payouts"]
+    readonly_fields = [
+        "id",
+        "status",
+        "amount",
+        "currency",
+        "recipient_type",
+        "masked_recipient",
+        "description",
+        "failure_code",
+        "failure_message",
+        "version",
+        "created_at",
+        "updated_at",
+        "event_history",
+    ]
+    fields = readonly_fields
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return bool(request.user.is_active and request.user.is_staff)
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return self.has_view_permission(request)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_cancel_payouts_permission(self, request: HttpRequest) -> bool:
+        return self.has_view_permission(request)
+
+    @display(description="Status", label=_STATUS_COLOURS)
+    def show_status(self, obj: PayoutView) -> str:
+        return obj.status
+
+    @admin.display(description="Recipient (masked)")
+    def masked_recipient(self, obj: PayoutView) -> str:
+        return format_html_join(", ", "{}: {}", sorted(obj.recipient.items()))
+
+    @admin.display(description="Event history (from the event store)")
+    def event_history(self, obj: PayoutView) -> str:
+        try:
+            records = get_payouts().history(obj.id)
+        except LedgerError as exc:
+            return format_html("<em>{}</em>", exc)
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}: {}</td><td><code>{}</code></td></tr>",
+            (
+                (
+                    r.version,
+                    r.type,
+                    r.occurred_at.isoformat(),
+                    r.actor["type"],
+                    r.actor["id"],
+                    r.data,
+                )
+                for r in records
+            ),
+        )
+        return format_html(
+            '<table class="w-full"><thead><tr><th>Version</th><th>Event</th><th>At</th>'
+            "<th>Actor</th><th>Data</th></tr></thead><tbody>{}</tbody></table>",
+            rows,
+        )
+
+    @action(
+        description="Cancel selected pending payouts", permissions=["cancel_payouts"]
+    )
+    def cancel_payouts(
+        self, request: HttpRequest, queryset: QuerySet[PayoutView]
+    ) -> None:
+        actor = Actor(
+            "user", request.user.get_username(), getattr(request, "request_id", "")
+        )
+        payouts = get_payouts()
+        done, refused = 0, []
+        for payout_id in queryset.values_list("id", flat=True):
+            try:
+                payouts.cancel(
+                    payout_id, reason="Cancelled by an operator.", actor=actor
+                )
+                done += 1
+            except LedgerError as exc:
+                refused.append(str(exc))
+        if done:
+            self.message_user(
+                request,
+                f"Cancelled {done} payout(s); the list catches up in a moment.",
+                messages.SUCCESS,
+            )
+        for reason in refused[:10]:
+            self.message_user(request, reason, messages.WARNING)

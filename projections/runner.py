@@ -1,0 +1,63 @@
+"""Following the notification log: exactly-once for what is written in our database."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any, Protocol
+
+from django.db import transaction
+from eventsourcing.persistence import Tracking
+
+from projections.tracking import DjangoTrackingRecorder
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from ledger.application import Payouts
+
+logger = logging.getLogger(__name__)
+
+Batch = list[tuple[Any, int]]
+
+
+class Follower(Protocol):
+    """Something derived from the log: handles a batch inside the caller's transaction."""
+
+    name: str
+    topics: Sequence[str]
+
+    def handle(self, batch: Batch) -> None: ...
+
+
+def catch_up(payouts: Payouts, follower: Follower, *, batch_size: int = 500) -> int:
+    """Apply the next batch of notifications and advance the position, atomically.
+
+    The position row is locked first, so two runners of one follower take turns; any
+    error rolls the whole batch back and propagates: the follower stays put, and the
+    error shows instead of an event being skipped.
+    """
+    recorder = DjangoTrackingRecorder(follower.name)
+    with transaction.atomic():
+        position = recorder.lock()
+        notifications = payouts.recorder.select_notifications(
+            start=position,
+            limit=batch_size,
+            topics=follower.topics,
+            inclusive_of_start=False,
+        )
+        if not notifications:
+            return 0
+        follower.handle(
+            [(payouts.mapper.to_domain_event(n), n.id) for n in notifications]
+        )
+        recorder.insert_tracking(Tracking(payouts.name, notifications[-1].id))
+    logger.debug("%s applied %d events", follower.name, len(notifications))
+    return len(notifications)
+
+
+def drain(payouts: Payouts, follower: Follower, *, batch_size: int = 500) -> int:
+    """Catch up until nothing is left; returns how many events were applied."""
+    total = 0
+    while applied := catch_up(payouts, follower, batch_size=batch_size):
+        total += applied
+    return total

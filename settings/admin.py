@@ -1,0 +1,38 @@
+"""UNFOLD: the look and navigation of the operator admin."""
+
+from __future__ import annotations
+
+from django.urls import reverse_lazy
+
+UNFOLD = {
+    "SITE_TITLE": "Payout Ledger",
+    "SITE_HEADER": "Payout Ledger",
+    "SITE_SYMBOL": "payments",
+    "SHOW_HISTORY": False,
+    "SIDEBAR": {
+        "show_search": False,
+        "show_all_applications": True,
+        "navigation": [
+            {
+                "title": "Ledger",
+                "items": [
+                    {
+                        "title": "Payouts",
+                        "icon": "payments",
+                        "link": reverse_lazy("admin:projections_payoutview_changelist"),
+                    },
+                    {
+                        "title": "API keys",
+                        "icon": "key",
+                        "link": reverse_lazy("admin:api_apikey_changelist"),
+                    },
+                    {
+                        "title": "Users",
+                        "icon": "person",
+                        "link": reverse_lazy("admin:auth_user_changelist"),
+                    },
+                ],
+            }
+        ],
+    },
+}

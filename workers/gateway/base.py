@@ -1,0 +1,41 @@
+"""The payment gateway port: what the workers may ask a provider, and how it fails."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from uuid import UUID
+
+    from ledger.application import PaymentOrder
+
+
+class GatewayError(Exception):
+    """Base of provider failures."""
+
+
+class TransientGatewayError(GatewayError):
+    """The outcome is unknown or the provider is unavailable: retry with the same key."""
+
+
+class PermanentGatewayError(GatewayError):
+    """The provider refused the request itself (our bug or a bad configuration)."""
+
+
+@dataclass(frozen=True)
+class SubmitResult:
+    accepted: bool
+    reference: str = ""
+    decline_code: str = ""
+    decline_message: str = ""
+
+
+class PaymentGateway(Protocol):
+    def pay(self, order: PaymentOrder) -> SubmitResult:
+        """Pay once per payout: the idempotency key is the payout id."""
+        ...
+
+    def status(self, payout_id: UUID) -> SubmitResult | None:
+        """The provider's recorded outcome for this payout's key; None if it has none."""
+        ...

@@ -1,0 +1,207 @@
+"""The bundled fake payment provider: an HTTP server on loopback, for runs and tests.
+
+It behaves like a provider's test mode: one charge per idempotency key whatever the
+retries, outcomes chosen by documented test card numbers, and `GET /charges` listing
+what it accepted. It never logs or returns a full card number.
+
+    python -m workers.gateway.fakeserver            # listens on GATEWAY_URL's host:port
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import secrets
+import threading
+import time
+from datetime import UTC, datetime
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import urlsplit
+
+logger = logging.getLogger("fakegateway")
+
+DECLINES = {
+    "4000000000000002": ("card_declined", "The card was declined."),
+    "4000000000009995": ("insufficient_funds", "The card has insufficient funds."),
+}
+# Answers 503 this many times per idempotency key, then accepts.
+FLAKY = {"4000000000000119": 2}
+
+
+class Ledger:
+    """What the provider remembers: results by idempotency key, and accepted charges."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.results: dict[str, tuple[str, int, dict[str, Any]]] = {}
+        self.attempts: dict[str, int] = {}
+        self.charges: list[dict[str, Any]] = []
+
+    def charge(
+        self, key: str, body: dict[str, Any]
+    ) -> tuple[int, dict[str, Any], bool]:
+        fingerprint = hashlib.sha256(
+            json.dumps(body, sort_keys=True).encode()
+        ).hexdigest()
+        number = str(body["destination"].get("number") or "")
+        with self.lock:
+            if key in self.results:
+                stored_fingerprint, status, stored = self.results[key]
+                if stored_fingerprint != fingerprint:
+                    return (
+                        422,
+                        _error(
+                            "idempotency_mismatch", "Key reused with other parameters."
+                        ),
+                        False,
+                    )
+                return status, stored, True
+            attempts = self.attempts.get(key, 0)
+            if attempts < FLAKY.get(number, 0):
+                self.attempts[key] = attempts + 1
+                return 503, _error("temporarily_unavailable", "Try again later."), False
+            if number in DECLINES:
+                code, message = DECLINES[number]
+                status, result = 402, _error(code, message)
+                result.update(id=f"ch_{secrets.token_hex(8)}", status="declined")
+            else:
+                status = 201
+                result = {
+                    "id": f"ch_{secrets.token_hex(8)}",
+                    "status": "succeeded",
+                    "payout_id": body["payout_id"],
+                    "amount": body["amount"],
+                    "currency": body["currency"],
+                    "idempotency_key": key,
+                    "created_at": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+                }
+                self.charges.append(result)
+            self.results[key] = (fingerprint, status, result)
+            return status, result, False
+
+    def lookup(self, key: str) -> dict[str, Any] | None:
+        with self.lock:
+            found = self.results.get(key)
+        return found[2] if found else None
+
+    def accepted(self) -> list[dict[str, Any]]:
+        fields = ("payout_id", "amount", "currency", "idempotency_key", "created_at")
+        with self.lock:
+            return [{k: c[k] for k in fields} for c in self.charges]
+
+
+def _error(code: str, message: str) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message}}
+
+
+def _valid(body: Any) -> bool:
+    if not isinstance(body, dict):
+        return False
+    destination = body.get("destination")
+    return (
+        all(isinstance(body.get(k), str) for k in ("payout_id", "amount", "currency"))
+        and isinstance(destination, dict)
+        and destination.get("type") in ("card", "bank_account")
+    )
+
+
+def make_handler(ledger: Ledger, latency: float) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        server_version = "FakeGateway/1.0"
+
+        def do_GET(self) -> None:  # noqa: N802
+            path = urlsplit(self.path).path.rstrip("/")
+            if path == "/charges":
+                self._send(200, ledger.accepted())
+            elif path.startswith("/charges/"):
+                found = ledger.lookup(path.removeprefix("/charges/"))
+                self._send(200, found) if found else self._send(
+                    404, _error("not_found", "No such charge.")
+                )
+            elif path == "/healthz":
+                self._send(200, {"status": "ok"})
+            else:
+                self._send(404, _error("not_found", "No such route."))
+
+        def do_POST(self) -> None:  # noqa: N802
+            if urlsplit(self.path).path.rstrip("/") != "/charges":
+                self._send(404, _error("not_found", "No such route."))
+                return
+            length = int(self.headers.get("Content-Length") or 0)
+            try:
+                body = json.loads(self.rfile.read(length) or b"null")
+            except ValueError:
+                body = None
+            key = self.headers.get("Idempotency-Key", "")
+            if not key or not _valid(body):
+                self._send(
+                    400,
+                    _error(
+                        "invalid_request",
+                        "Idempotency-Key and a charge body are required.",
+                    ),
+                )
+                return
+            if latency:
+                time.sleep(latency)
+            status, result, replayed = ledger.charge(key, body)
+            self._send(
+                status, result, {"Idempotent-Replayed": "true"} if replayed else {}
+            )
+
+        def _send(
+            self, status: int, payload: Any, headers: dict[str, str] | None = None
+        ) -> None:
+            data = json.dumps(payload).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            # Paths and status codes only: request bodies (card numbers) are never logged.
+            logger.info(
+                json.dumps(
+                    {
+                        "time": self.log_date_time_string(),
+                        "request": self.requestline,
+                        "status": args[1] if len(args) > 1 else "",
+                    }
+                )
+            )
+
+    return Handler
+
+
+def serve(host: str, port: int, latency_ms: float = 0.0) -> ThreadingHTTPServer:
+    server = ThreadingHTTPServer(
+        (host, port), make_handler(Ledger(), latency_ms / 1000)
+    )
+    server.daemon_threads = True
+    return server
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    url = urlsplit(os.environ.get("GATEWAY_URL", "http://127.0.0.1:8001"))
+    latency = float(os.environ.get("GATEWAY_LATENCY_MS", "0") or 0)
+    server = serve(url.hostname or "127.0.0.1", url.port or 80, latency)
+    logger.info("fake gateway listening on %s (latency %s ms)", url.geturl(), latency)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+
+
+if __name__ == "__main__":
+    main()

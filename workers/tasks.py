@@ -1,0 +1,85 @@
+"""Celery tasks: thin, take ids, declare how they fail, safe to run twice."""
+
+from __future__ import annotations
+
+import logging
+import os
+from datetime import timedelta
+from typing import Any
+from uuid import UUID
+
+from celery import Task
+from django.conf import settings
+from django.utils import timezone
+
+from ledger.apps import get_payouts
+from ledger.payout import Actor
+from projections.selectors import stuck_payout_ids
+from workers import processing
+from workers.celery import app
+from workers.gateway import get_gateway
+from workers.gateway.base import PermanentGatewayError, TransientGatewayError
+from workers.metrics import GATEWAY_ERRORS, PROCESSING_SECONDS
+
+logger = logging.getLogger(__name__)
+
+
+def worker_actor(task: Task) -> Actor:
+    return Actor(
+        type="worker",
+        id=f"{task.request.hostname or 'worker'}:{os.getpid()}",
+        request_id=task.request.id or "",
+    )
+
+
+class PayoutTask(Task):
+    def on_failure(
+        self, exc: Exception, task_id: str, args: Any, kwargs: Any, einfo: Any
+    ) -> None:
+        # Retries are exhausted (or the gateway refused the request itself): settle
+        # the payout from the gateway's own record instead of leaving it in limbo.
+        if isinstance(exc, TransientGatewayError | PermanentGatewayError):
+            GATEWAY_ERRORS.labels(kind="exhausted").inc()
+            processing.give_up(
+                get_payouts(), get_gateway(), UUID(args[0]), actor=worker_actor(self)
+            )
+
+
+@app.task(
+    base=PayoutTask,
+    bind=True,
+    autoretry_for=(TransientGatewayError,),
+    retry_backoff=True,
+    retry_backoff_max=settings.PAYOUT_RETRY_BACKOFF_MAX,
+    retry_jitter=True,
+    max_retries=settings.PAYOUT_MAX_RETRIES,
+    acks_late=True,
+)
+def process_payout(self: Task, payout_id: str) -> str:
+    try:
+        status = processing.process(
+            get_payouts(), get_gateway(), UUID(payout_id), actor=worker_actor(self)
+        )
+    except TransientGatewayError:
+        GATEWAY_ERRORS.labels(kind="transient").inc()
+        raise
+    if status in ("completed", "failed"):
+        created = get_payouts().get_payout(UUID(payout_id), version=1).created_at
+        PROCESSING_SECONDS.observe((timezone.now() - created).total_seconds())
+    return status
+
+
+@app.task
+def sweep_stuck_payouts() -> int:
+    """Re-enqueue payouts left pending or processing past the deadline.
+
+    Late acks still lose messages in some crash orders (RELIABILITY.md §1), so the
+    recovery time is owned by this sweep, not by the broker's visibility timeout.
+    """
+    older_than = timezone.now() - timedelta(seconds=settings.STUCK_PAYOUT_AFTER)
+    ids = stuck_payout_ids(updated_before=older_than)
+    for payout_id in ids:
+        process_payout.apply_async(args=[str(payout_id)])
+    if ids:
+        logger.warning("re-enqueued %d stuck payouts", len(ids))
+    return len(ids)
