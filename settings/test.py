@@ -1,0 +1,29 @@
+"""Test settings: the real stack when DATABASE_URL / REDIS_URL are set, embedded otherwise."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from settings.base import *  # noqa: F403
+from settings.base import EVENT_STORE, REST_FRAMEWORK
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+LOGGING_CONFIG = None  # pytest captures logs; the JSON console handler is for processes
+
+if EVENT_STORE["PERSISTENCE_MODULE"] == "eventsourcing.sqlite":
+    # One event store per test session, never the developer's .run/ one.
+    EVENT_STORE["SQLITE_DBNAME"] = str(
+        Path(tempfile.mkdtemp(prefix="payouts-test-")) / "eventstore.sqlite3"
+    )
+
+PAYMENT_GATEWAY = {"CLASS": "workers.gateway.fake.FakeGateway"}
+CELERY_TASK_ALWAYS_EAGER = False
+REST_FRAMEWORK = {
+    **REST_FRAMEWORK,
+    "DEFAULT_THROTTLE_RATES": {"user": "100000/s"},
+}

@@ -1,0 +1,172 @@
+"""Shared fixtures. Services: PostgreSQL and Redis when DATABASE_URL / REDIS_URL are set.
+
+With REQUIRE_SERVICES=1 (CI), a test that would be skipped for a missing service fails.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from typing import TYPE_CHECKING, Any
+
+import psycopg
+import pytest
+from django.conf import settings
+from django.contrib.auth.models import Group, User
+from rest_framework.test import APIClient
+
+from api.models import ApiKey
+from api.permissions import AUDITORS_GROUP
+from ledger.application import NewPayout, Payouts
+from ledger.apps import get_payouts, reset_payouts
+from ledger.payout import Actor
+from projections.projectors import PayoutViewProjection
+from projections.runner import drain
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+REQUIRE_SERVICES = os.environ.get("REQUIRE_SERVICES") == "1"
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    missing = []
+    if item.get_closest_marker("postgres") and not settings.IS_POSTGRES:
+        missing.append("PostgreSQL (DATABASE_URL)")
+    if item.get_closest_marker("redis") and not settings.REDIS_URL:
+        missing.append("Redis (REDIS_URL)")
+    if missing:
+        message = f"needs {' and '.join(missing)}"
+        if REQUIRE_SERVICES:
+            pytest.fail(f"{message}, and REQUIRE_SERVICES=1 forbids skipping")
+        pytest.skip(message)
+
+
+@pytest.fixture
+def payouts() -> Payouts:
+    """The ledger on in-memory (POPO) persistence: no database."""
+    return Payouts(env={"PERSISTENCE_MODULE": "eventsourcing.popo"})
+
+
+def wipe_event_store() -> None:
+    """Events are written on the library's own connections, outside the test's
+    transaction, so they are removed by hand to keep tests independent."""
+    store = settings.EVENT_STORE
+    if store["PERSISTENCE_MODULE"] == "eventsourcing.postgres":
+        params = settings.DATABASES["default"]
+        with psycopg.connect(
+            dbname=settings.DATABASES["default"]["NAME"],
+            host=params.get("HOST") or "127.0.0.1",
+            port=params.get("PORT") or 5432,
+            user=params.get("USER") or "postgres",
+            password=params.get("PASSWORD") or None,
+            autocommit=True,
+        ) as conn:
+            conn.execute(f"TRUNCATE {store['POSTGRES_SCHEMA']}.payouts_events")
+    else:
+        with sqlite3.connect(store["SQLITE_DBNAME"]) as conn:
+            conn.execute("DELETE FROM stored_events")
+
+
+@pytest.fixture(scope="session")
+def _ledger_session(django_db_setup: Any) -> Iterator[None]:
+    yield
+    # Close the event store's pool before pytest-django drops the test database.
+    reset_payouts()
+
+
+@pytest.fixture
+def ledger(_ledger_session: None, db: Any) -> Payouts:
+    """The process's ledger application on the test database, emptied first."""
+    app = get_payouts()
+    wipe_event_store()
+    return app
+
+
+@pytest.fixture
+def project(ledger: Payouts) -> Any:
+    """Catch the projection up with the event store (what the projector process does)."""
+
+    def run() -> int:
+        return drain(ledger, PayoutViewProjection())
+
+    return run
+
+
+@pytest.fixture
+def staff_user(db: Any) -> User:
+    return User.objects.create_user("staff", password="staff-pass", is_staff=True)
+
+
+@pytest.fixture
+def auditor_user(db: Any) -> User:
+    user = User.objects.create_user("auditor", password="auditor-pass")
+    group, _ = Group.objects.get_or_create(name=AUDITORS_GROUP)
+    user.groups.add(group)
+    return user
+
+
+@pytest.fixture
+def plain_user(db: Any) -> User:
+    return User.objects.create_user("someone", password="someone-pass")
+
+
+@pytest.fixture
+def staff_client(staff_user: User, ledger: Payouts) -> APIClient:
+    client = APIClient()
+    client.force_authenticate(staff_user)
+    return client
+
+
+@pytest.fixture
+def auditor_client(auditor_user: User, ledger: Payouts) -> APIClient:
+    client = APIClient()
+    client.force_authenticate(auditor_user)
+    return client
+
+
+@pytest.fixture
+def staff_api_key(staff_user: User) -> str:
+    _, plain = ApiKey.issue(staff_user, "tests")
+    return plain
+
+
+def card_payout(number: str = "4242424242424242", **overrides: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "amount": "1500.00",
+        "currency": "EUR",
+        "recipient_details": {"type": "card", "number": number, "holder": "Ada Lovelace"},
+        "description": "Invoice 118",
+    }
+    body.update(overrides)
+    return body
+
+
+def bank_payout(**overrides: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "amount": "250000",
+        "currency": "JPY",
+        "recipient_details": {
+            "type": "bank_account",
+            "iban": "DE89370400440532013000",
+            "bic": "COBADEFFXXX",
+            "holder": "Grace Hopper",
+        },
+    }
+    body.update(overrides)
+    return body
+
+
+def new_payout(**overrides: Any) -> NewPayout:
+    body = card_payout(**overrides)
+    return NewPayout(
+        amount=body["amount"],
+        currency=body["currency"],
+        recipient=body["recipient_details"],
+        description=body["description"],
+    )
+
+
+TEST_ACTOR = Actor("user", "tester", "req-1")
+
+
