@@ -32,6 +32,8 @@ run: setup
 
 test: setup
 	$(PY) -m pytest $(PYTEST_ARGS)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 lint:
 	$(VENV)/bin/ruff check .
