@@ -32,7 +32,7 @@ if _database_url:
         "CREATE_TABLE": "n",
         # Each process needs one or two connections; more only adds idle sessions.
         "POSTGRES_POOL_SIZE": env.str("EVENT_STORE_POOL_SIZE", default="1"),
-        "POSTGRES_MAX_OVERFLOW": env.str("EVENT_STORE_MAX_OVERFLOW", default="3"),
+        "POSTGRES_MAX_OVERFLOW": env.str("EVENT_STORE_MAX_OVERFLOW", default="1"),
         "POSTGRES_CONNECT_TIMEOUT": "10",
         # The insert-time table lock must never wait forever (the library's default).
         "POSTGRES_LOCK_TIMEOUT": env.str("EVENT_STORE_LOCK_TIMEOUT", default="5"),
