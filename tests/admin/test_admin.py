@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
+from uuid import UUID
 
 import pytest
-from uuid import UUID
 from django.contrib.auth.models import User
 from django.test import Client
 
