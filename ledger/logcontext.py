@@ -55,7 +55,11 @@ class ContextFilter(logging.Filter):
 
 class RedactCardNumbers(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
+        try:
+            message = record.getMessage()
+        except Exception:
+            # A malformed call must not raise at the call site, nor leak its arguments.
+            message = f"{record.msg} {record.args!r}"
         cleaned = redact(message)
         if cleaned != message or record.args:
             record.msg, record.args = cleaned, None
@@ -63,4 +67,7 @@ class RedactCardNumbers(logging.Filter):
             record.exc_text = logging.Formatter().formatException(record.exc_info)
         if record.exc_text:
             record.exc_text = redact(record.exc_text)
+            # Formatters that format exc_info afresh (python-json-logger does) would
+            # skip the redacted text: leave them the text alone.
+            record.exc_info = None
         return True

@@ -96,7 +96,9 @@ def _decimal(amount: str | int | Decimal) -> Decimal:
     # Floats are refused on purpose: 0.1 has no exact binary form, money must be exact.
     if isinstance(amount, bool) or not isinstance(amount, str | int | Decimal):
         raise InvalidValue("amount", 'Must be a decimal string such as "1500.00".')
-    if isinstance(amount, str) and not re.fullmatch(r"-?\d{1,20}(\.\d{1,20})?", amount):
+    if isinstance(amount, str) and not re.fullmatch(
+        r"-?[0-9]{1,20}(\.[0-9]{1,20})?", amount
+    ):
         raise InvalidValue("amount", 'Must be a decimal string such as "1500.00".')
     try:
         value = Decimal(amount)
@@ -119,7 +121,7 @@ class CardNumber:
     __slots__ = ("_digits",)
 
     def __init__(self, digits: str) -> None:
-        if not isinstance(digits, str) or not re.fullmatch(r"\d{12,19}", digits):
+        if not isinstance(digits, str) or not re.fullmatch(r"[0-9]{12,19}", digits):
             raise InvalidValue("recipient_details.number", "Must be 12 to 19 digits.")
         if not luhn_valid(digits):
             raise InvalidValue(

@@ -27,6 +27,9 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
 REQUIRE_SERVICES = os.environ.get("REQUIRE_SERVICES") == "1"
+# The library also reads os.environ, where `.env` may have put CIPHER_KEY: without
+# the cipher topic of settings.EVENT_STORE it would pick a cipher that is not installed.
+POPO_ENV = {"PERSISTENCE_MODULE": "eventsourcing.popo", "CIPHER_KEY": ""}
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
@@ -45,7 +48,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 @pytest.fixture
 def payouts() -> Payouts:
     """The ledger on in-memory (POPO) persistence: no database."""
-    return Payouts(env={"PERSISTENCE_MODULE": "eventsourcing.popo"})
+    return Payouts(env=POPO_ENV)
 
 
 def wipe_event_store() -> None:
@@ -135,7 +138,11 @@ def card_payout(number: str = "4242424242424242", **overrides: Any) -> dict[str,
     body: dict[str, Any] = {
         "amount": "1500.00",
         "currency": "EUR",
-        "recipient_details": {"type": "card", "number": number, "holder": "Ada Lovelace"},
+        "recipient_details": {
+            "type": "card",
+            "number": number,
+            "holder": "Ada Lovelace",
+        },
         "description": "Invoice 118",
     }
     body.update(overrides)
@@ -168,5 +175,3 @@ def new_payout(**overrides: Any) -> NewPayout:
 
 
 TEST_ACTOR = Actor("user", "tester", "req-1")
-
-

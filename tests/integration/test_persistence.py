@@ -1,0 +1,164 @@
+"""Payouts on PostgreSQL: save and load, version conflicts, encryption at rest."""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from django.conf import settings
+from django.db import connection
+from eventsourcing.persistence import IntegrityError
+from psycopg import sql
+
+from ledger.application import Payouts
+from ledger.apps import build_payouts
+from ledger.payout import Actor
+from tests.conftest import TEST_ACTOR, new_payout
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+    from uuid import UUID
+
+pytestmark = pytest.mark.postgres
+
+WORKER = Actor("worker", "w1:42", "task-9")
+VISA = "4242424242424242"
+OTHER_KEY = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
+
+
+class RacedPayouts(Payouts):
+    """Another process's application: `rival_moves` run just before its next save,
+    so another writer commits first."""
+
+    name = "payouts"
+
+    def __init__(self, env: Any) -> None:
+        super().__init__(env=env)
+        self.rival_moves: deque[Callable[[], Any]] = deque()
+
+    def save(self, *objs: Any, **kwargs: Any) -> Any:
+        while self.rival_moves:
+            self.rival_moves.popleft()()
+        return super().save(*objs, **kwargs)
+
+
+def ledger_env(**overrides: str) -> dict[str, str]:
+    """The environment get_payouts() builds its application from, on the test DB."""
+    env = dict(settings.EVENT_STORE)
+    env["POSTGRES_DBNAME"] = connection.settings_dict["NAME"]
+    env.update(overrides)
+    return env
+
+
+@pytest.fixture
+def other_process(ledger: Payouts) -> Iterator[Payouts]:
+    app = build_payouts()
+    yield app
+    app.close()
+
+
+@pytest.fixture
+def raced(ledger: Payouts) -> Iterator[RacedPayouts]:
+    app = RacedPayouts(env=ledger_env())
+    yield app
+    app.close()
+
+
+def stored_states(payout_id: UUID) -> list[bytes]:
+    query = sql.SQL(
+        "SELECT state FROM {}.payouts_events WHERE originator_id = %s "
+        "ORDER BY originator_version"
+    ).format(sql.Identifier(settings.EVENT_STORE["POSTGRES_SCHEMA"]))
+    with connection.cursor() as cursor:
+        cursor.execute(query.as_string(connection.connection), [payout_id])
+        return [bytes(row[0]) for row in cursor.fetchall()]
+
+
+def test_the_ledger_runs_on_postgresql(ledger: Payouts) -> None:
+    assert type(ledger.recorder).__module__ == "eventsourcing.postgres"
+
+
+def test_a_saved_payout_loads_in_another_process(
+    ledger: Payouts, other_process: Payouts
+) -> None:
+    # given
+    payout_id = ledger.create_payout(new_payout(), actor=TEST_ACTOR).payout.id
+    ledger.start_processing(payout_id, actor=WORKER)
+    saved = ledger.complete(payout_id, gateway_reference="ch_1", actor=WORKER)
+    # when
+    loaded = other_process.get_payout(payout_id)
+    # then
+    assert loaded == saved
+    assert other_process.payment_order(payout_id).recipient.number.reveal() == VISA
+
+
+def test_a_stale_aggregate_cannot_be_saved(
+    ledger: Payouts, other_process: Payouts
+) -> None:
+    # given
+    payout_id = ledger.create_payout(new_payout(), actor=TEST_ACTOR).payout.id
+    stale = other_process.repository.get(payout_id)
+    ledger.cancel(payout_id, reason="asked", actor=TEST_ACTOR)
+    stale.start_processing(actor=WORKER)
+    # when
+    with pytest.raises(IntegrityError):
+        other_process.save(stale)
+    # then
+    assert [r.type for r in ledger.history(payout_id)] == ["Created", "Cancelled"]
+
+
+def test_a_writer_that_loses_a_race_reloads_and_decides_again(
+    ledger: Payouts, raced: RacedPayouts
+) -> None:
+    # given
+    payout_id = ledger.create_payout(new_payout(), actor=TEST_ACTOR).payout.id
+    raced.rival_moves.append(
+        lambda: ledger.cancel(payout_id, reason="asked", actor=TEST_ACTOR)
+    )
+    # when
+    order = raced.start_processing(payout_id, actor=WORKER)
+    # then
+    assert order.status == "cancelled"
+    assert [r.type for r in ledger.history(payout_id)] == ["Created", "Cancelled"]
+
+
+def test_a_create_that_loses_a_race_on_its_key_answers_as_a_replay(
+    ledger: Payouts, raced: RacedPayouts
+) -> None:
+    # given
+    key = {"scope": "7", "idempotency_key": "k1", "request_fingerprint": "fp"}
+    raced.rival_moves.append(
+        lambda: ledger.create_payout(new_payout(), actor=TEST_ACTOR, **key)
+    )
+    # when
+    outcome = raced.create_payout(new_payout(), actor=TEST_ACTOR, **key)
+    # then
+    assert outcome.replayed is True
+    assert len(ledger.history(outcome.payout.id)) == 1
+
+
+def test_no_full_card_number_is_stored_in_the_event_store(ledger: Payouts) -> None:
+    # given
+    payout_id = ledger.create_payout(new_payout(), actor=TEST_ACTOR).payout.id
+    ledger.cancel(payout_id, reason="asked", actor=TEST_ACTOR)
+    # when
+    states = stored_states(payout_id)
+    # then
+    assert len(states) == 2
+    assert all(VISA.encode() not in state for state in states)
+    assert all(b"Ada Lovelace" not in state for state in states)
+
+
+def test_events_cannot_be_read_without_the_cipher_key(ledger: Payouts) -> None:
+    # given
+    payout_id = ledger.create_payout(new_payout(), actor=TEST_ACTOR).payout.id
+    other_key = Payouts(env=ledger_env(CIPHER_KEY=OTHER_KEY))
+    # when
+    try:
+        with pytest.raises(ValueError, match="cipher tag") as unreadable:
+            other_key.get_payout(payout_id)
+    finally:
+        other_key.close()
+    # then
+    assert VISA not in str(unreadable.value)
