@@ -10,9 +10,9 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
-from ledger.application import InvalidRequest
 from ledger.errors import (
     ConcurrencyExhausted,
+    InvalidRequest,
     InvalidTransition,
     InvalidValue,
     PayoutNotFound,

@@ -6,9 +6,10 @@ from __future__ import annotations
 import base64
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
+from uuid import UUID
 
 from django.db.models import Q
 from rest_framework.exceptions import ValidationError
@@ -53,7 +54,7 @@ class Cursor:
         try:
             raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
             name, value, ident, forward = json.loads(raw)
-            cursor = cls(str(name), str(value), str(ident), bool(forward))
+            cursor = cls(str(name), str(value), str(UUID(str(ident))), bool(forward))
         except (ValueError, TypeError):
             raise ValidationError({"cursor": ["Invalid cursor."]}) from None
         if cursor.ordering != ordering:
@@ -116,9 +117,20 @@ class KeysetPagination(BasePagination):
         return rows
 
     def _value(self, raw: str) -> Any:
-        if self.field == "amount":
-            return Decimal(raw)
-        return datetime.fromisoformat(raw)
+        # A cursor is client input: a tampered one is a 400, never a 500.
+        try:
+            if self.field == "amount":
+                value: Any = Decimal(raw)
+                valid = value.is_finite() and abs(value.adjusted()) <= 24
+            else:
+                value = datetime.fromisoformat(raw)
+                valid = value.tzinfo is not None
+                value = value.astimezone(UTC) if valid else value
+        except (ValueError, ArithmeticError):
+            valid = False
+        if not valid:
+            raise ValidationError({"cursor": ["Invalid cursor."]})
+        return value
 
     def _link(self, row: Any, forward: bool) -> str:
         value = getattr(row, self.field)

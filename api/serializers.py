@@ -70,7 +70,7 @@ class RecipientDetailsField(serializers.Field):
         if not isinstance(data, dict):
             self.fail("not_object")
         kind = data.get("type")
-        if kind not in RECIPIENT_INPUTS:
+        if not isinstance(kind, str) or kind not in RECIPIENT_INPUTS:
             raise serializers.ValidationError(
                 {"type": [self.error_messages["type"].format(kind=kind)]}
             )

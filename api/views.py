@@ -67,7 +67,7 @@ def payout_response(
 
 def expected_version(request: Request) -> int | None:
     header = request.headers.get("If-Match")
-    if header is None:
+    if header is None or header.strip() == "*":  # RFC 9110: "*" matches any version
         return None
     match = _IF_MATCH.match(header)
     if not match:
@@ -164,7 +164,7 @@ class PayoutDetailView(APIView):
         version, as_of = None, None
         errors: dict[str, list[str]] = {}
         if (raw := request.query_params.get("version")) is not None:
-            if raw.isdigit() and len(raw) < 10:
+            if raw.isascii() and raw.isdigit() and len(raw) < 10:
                 version = int(raw)
             else:
                 errors["version"] = ["Must be a positive integer."]
@@ -312,7 +312,7 @@ class EventFeedView(APIView):
     )
     def get(self, request: Request) -> Response | StreamingHttpResponse:
         raw_after = request.query_params.get("after") or "0"
-        if not raw_after.isdigit() or len(raw_after) > 18:
+        if not (raw_after.isascii() and raw_after.isdigit()) or len(raw_after) > 18:
             raise ValidationError(
                 {"after": ["Must be a non-negative integer position."]}
             )

@@ -205,10 +205,9 @@ class Stack:
                 "-",
                 "--access-logformat",
                 ACCESS_LOG_FORMAT,
-                # Not the per-user default (~/.gunicorn/gunicorn.ctl), which every other
-                # gunicorn of this user on the machine would share.
-                "--control-socket",
-                str(self.workdir / "gunicorn.ctl"),
+                # As in the Procfile: the per-user default (~/.gunicorn/gunicorn.ctl)
+                # would be shared by every gunicorn of this user on the machine.
+                "--no-control-socket",
             ],
         )
         self.wait_for(

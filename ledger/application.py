@@ -11,8 +11,8 @@ from eventsourcing.persistence import IntegrityError, Transcoding
 
 from ledger.errors import (
     ConcurrencyExhausted,
+    InvalidRequest,
     InvalidValue,
-    LedgerError,
     PayoutNotFound,
     RequestMismatch,
     VersionMismatch,
@@ -41,14 +41,6 @@ T = TypeVar("T")
 
 # A payout has a handful of events, so a few reloads always settle a race.
 _ATTEMPTS = 8
-
-
-class InvalidRequest(LedgerError):
-    """Several inputs were refused at once; `errors` maps each field to its messages."""
-
-    def __init__(self, errors: dict[str, list[str]]) -> None:
-        super().__init__("; ".join(f"{k}: {' '.join(v)}" for k, v in errors.items()))
-        self.errors = errors
 
 
 @dataclass(frozen=True)
@@ -231,9 +223,9 @@ class Payouts(Application[uuid.UUID]):
                 for e in self.events.get(payout_id)
                 if e.timestamp <= as_of
             ]
-            if not versions:
-                raise PayoutNotFound(payout_id)
-            version = versions[-1] if version is None else min(version, versions[-1])
+            if not versions or (version is not None and version > versions[-1]):
+                raise PayoutNotFound(payout_id)  # not yet, or not that version yet
+            version = versions[-1] if version is None else version
         if version is not None and version < 1:
             raise PayoutNotFound(payout_id)
         payout = self._load(payout_id, version=version)

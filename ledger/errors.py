@@ -21,6 +21,14 @@ class InvalidValue(LedgerError):
         self.message = message
 
 
+class InvalidRequest(LedgerError):
+    """Several inputs were refused at once; `errors` maps each field to its messages."""
+
+    def __init__(self, errors: dict[str, list[str]]) -> None:
+        super().__init__("; ".join(f"{k}: {' '.join(v)}" for k, v in errors.items()))
+        self.errors = errors
+
+
 class PayoutNotFound(LedgerError):
     """No payout with this id (or not at the requested version or instant)."""
 

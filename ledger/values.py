@@ -19,7 +19,21 @@ from ledger.errors import InvalidValue
 # codes with "N.A." as minor unit: metals, bond units, SDR, test and no-currency codes.
 # They are not money one can pay out, so they are never accepted.
 _NOT_PAYABLE = frozenset(
-    "XAG XAU XPD XPT XBA XBB XBC XBD XDR XSU XUA XTS XXX".split(),
+    [
+        "XAG",
+        "XAU",
+        "XPD",
+        "XPT",
+        "XBA",
+        "XBB",
+        "XBC",
+        "XBD",
+        "XDR",
+        "XSU",
+        "XUA",
+        "XTS",
+        "XXX",
+    ],
 )
 _DEFAULT_MAX_AMOUNT = Decimal("1000000000")
 _NAMESPACE = uuid.UUID("7b0b8f5e-6f43-4d4a-9c8e-2b8f3e0c6a11")
@@ -232,4 +246,7 @@ def _holder(holder: str) -> str:
 
 def payout_id_for(scope: str, idempotency_key: str) -> uuid.UUID:
     """The same caller and key always name the same payout: that makes creates idempotent."""
-    return uuid.uuid5(_NAMESPACE, f"{scope}\x1f{idempotency_key}")
+    name = f"{scope}\x1f{idempotency_key}"
+    # Lone surrogates cannot be UTF-8 encoded; escape them instead of crashing.
+    name = name.encode("utf-8", "surrogatepass").decode("utf-8", "backslashreplace")
+    return uuid.uuid5(_NAMESPACE, name)

@@ -141,9 +141,9 @@ PROJECTION_LAG_LIMIT = env.float("PROJECTION_LAG_LIMIT", default=30.0)
 STUCK_PAYOUT_AFTER = env.int("STUCK_PAYOUT_AFTER", default=120)
 DEMO_ADMIN_USERNAME = env.str("DEMO_ADMIN_USERNAME", default="admin")
 
+from settings.admin import *  # noqa: E402, F403
+from settings.celery import *  # noqa: E402, F403
 from settings.drf import *  # noqa: E402, F403
 from settings.eventstore import *  # noqa: E402, F403
-from settings.celery import *  # noqa: E402, F403
 from settings.gateway import *  # noqa: E402, F403
 from settings.logging import *  # noqa: E402, F403
-from settings.admin import *  # noqa: E402, F403

@@ -8,7 +8,16 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-FORBIDDEN = {"django", "rest_framework", "celery", "kombu", "api", "projections", "workers", "settings"}
+FORBIDDEN = {
+    "django",
+    "rest_framework",
+    "celery",
+    "kombu",
+    "api",
+    "projections",
+    "workers",
+    "settings",
+}
 # The composition root reads Django settings: the one allowed exception.
 ALLOWED = {"ledger/apps.py"}
 
@@ -24,7 +33,9 @@ def imported_roots(path: Path) -> set[str]:
 
 
 LEDGER_FILES = sorted(
-    p for p in (ROOT / "ledger").rglob("*.py") if str(p.relative_to(ROOT)) not in ALLOWED
+    p
+    for p in (ROOT / "ledger").rglob("*.py")
+    if str(p.relative_to(ROOT)) not in ALLOWED
 )
 
 

@@ -12,4 +12,6 @@ def test_a_created_payout_is_listed_after_projection(staff_client, project) -> N
     # then
     assert created.status_code == 201
     assert [p["id"] for p in listed.json()["results"]] == [created.json()["id"]]
-    assert listed.json()["results"][0]["recipient_details"]["number"] == "424242******4242"
+    assert (
+        listed.json()["results"][0]["recipient_details"]["number"] == "424242******4242"
+    )

@@ -119,6 +119,7 @@ class Stack:
                 "2",
                 "--threads",
                 "4",
+                "--no-control-socket",
             ],
             "worker": [
                 str(BIN / "celery"),

@@ -12,9 +12,10 @@ import pytest
 from eventsourcing.persistence import IntegrityError
 from eventsourcing.popo import POPOApplicationRecorder
 
-from ledger.application import InvalidRequest, NewPayout, Payouts
+from ledger.application import NewPayout, Payouts
 from ledger.errors import (
     ConcurrencyExhausted,
+    InvalidRequest,
     InvalidTransition,
     PayoutNotFound,
     RequestMismatch,

@@ -17,7 +17,6 @@ import secrets
 import threading
 import time
 from datetime import UTC, datetime
-from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
@@ -114,7 +113,7 @@ def make_handler(ledger: Ledger, latency: float) -> type[BaseHTTPRequestHandler]
         protocol_version = "HTTP/1.1"
         server_version = "FakeGateway/1.0"
 
-        def do_GET(self) -> None:  # noqa: N802
+        def do_GET(self) -> None:
             path = urlsplit(self.path).path.rstrip("/")
             if path == "/charges":
                 self._send(200, ledger.accepted())
@@ -128,7 +127,7 @@ def make_handler(ledger: Ledger, latency: float) -> type[BaseHTTPRequestHandler]
             else:
                 self._send(404, _error("not_found", "No such route."))
 
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             if urlsplit(self.path).path.rstrip("/") != "/charges":
                 self._send(404, _error("not_found", "No such route."))
                 return

@@ -1,0 +1,182 @@
+"""/api/v1/schema/, docs/ and redoc/: the OpenAPI document and its two viewers."""
+
+from __future__ import annotations
+
+import pytest
+from rest_framework.test import APIClient
+
+SCHEMA = "/api/v1/schema/"
+OPERATIONS = [
+    ("/api/v1/payouts/", "get"),
+    ("/api/v1/payouts/", "post"),
+    ("/api/v1/payouts/{payout_id}/", "get"),
+    ("/api/v1/payouts/{payout_id}/", "patch"),
+    ("/api/v1/payouts/{payout_id}/", "delete"),
+    ("/api/v1/payouts/{payout_id}/history/", "get"),
+    ("/api/v1/events/", "get"),
+]
+OPERATION_IDS = [f"{m.upper()} {p}" for p, m in OPERATIONS]
+
+
+@pytest.fixture(scope="module")
+def openapi(django_db_blocker) -> dict:
+    with django_db_blocker.unblock():
+        response = APIClient().get(SCHEMA, {"format": "json"})
+    assert response.status_code == 200
+    return response.json()
+
+
+def parameters(openapi: dict, path: str, method: str) -> set[str]:
+    return {p["name"] for p in openapi["paths"][path][method].get("parameters", [])}
+
+
+def test_the_schema_is_served_as_openapi_3_without_credentials(db) -> None:
+    # when
+    response = APIClient().get(SCHEMA, {"format": "json"})
+    # then
+    assert response.status_code == 200
+    assert response.json()["openapi"].startswith("3.")
+
+
+def test_the_schema_is_served_as_yaml_by_default(db) -> None:
+    # when
+    response = APIClient().get(SCHEMA)
+    # then
+    assert response.status_code == 200
+    assert response.content.startswith(b"openapi: 3.")
+
+
+@pytest.mark.parametrize("path", ["/api/v1/docs/", "/api/v1/redoc/"])
+def test_the_documentation_pages_answer_200_with_html(db, path) -> None:
+    # when
+    response = APIClient().get(path)
+    # then
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/html")
+
+
+def test_the_schema_lists_exactly_the_operations_of_the_spec(openapi) -> None:
+    # when
+    documented = {
+        (path, method)
+        for path, item in openapi["paths"].items()
+        for method in item
+        if method in {"get", "post", "put", "patch", "delete"}
+    }
+    # then
+    assert documented == set(OPERATIONS)
+
+
+@pytest.mark.parametrize(("path", "method"), OPERATIONS, ids=OPERATION_IDS)
+def test_every_operation_documents_its_auth_and_rate_errors_as_problems(
+    openapi, path, method
+) -> None:
+    # when
+    responses = openapi["paths"][path][method]["responses"]
+    # then
+    for code in ("401", "403", "429"):
+        assert list(responses[code]["content"]) == ["application/problem+json"]
+
+
+@pytest.mark.parametrize(("path", "method"), OPERATIONS, ids=OPERATION_IDS)
+def test_every_operation_error_has_a_problem_body_and_a_description(
+    openapi, path, method
+) -> None:
+    # when
+    errors = {
+        code: response
+        for code, response in openapi["paths"][path][method]["responses"].items()
+        if code.startswith("4")
+    }
+    # then
+    assert errors
+    for response in errors.values():
+        assert response["description"]
+        schema = response["content"]["application/problem+json"]["schema"]
+        assert schema["$ref"].startswith("#/components/schemas/")
+
+
+@pytest.mark.parametrize(
+    ("path", "method", "codes"),
+    [
+        ("/api/v1/payouts/", "get", {"400"}),
+        ("/api/v1/payouts/", "post", {"400", "422"}),
+        ("/api/v1/payouts/{payout_id}/", "get", {"400", "404"}),
+        ("/api/v1/payouts/{payout_id}/", "patch", {"400", "404", "409", "412"}),
+        ("/api/v1/payouts/{payout_id}/", "delete", {"404", "409", "412"}),
+        ("/api/v1/payouts/{payout_id}/history/", "get", {"404"}),
+        ("/api/v1/events/", "get", {"400", "406"}),
+    ],
+)
+def test_each_operation_documents_the_errors_it_can_answer(
+    openapi, path, method, codes
+) -> None:
+    # when
+    responses = openapi["paths"][path][method]["responses"]
+    # then
+    assert codes <= responses.keys()
+
+
+def test_the_409_problem_documents_current_status_and_allowed_transitions(
+    openapi,
+) -> None:
+    # given
+    response = openapi["paths"]["/api/v1/payouts/{payout_id}/"]["patch"]["responses"]
+    ref = response["409"]["content"]["application/problem+json"]["schema"]["$ref"]
+    # when
+    schema = openapi["components"]["schemas"][ref.rsplit("/", 1)[1]]
+    # then
+    assert {"current_status", "allowed_transitions", "errors"} <= schema[
+        "properties"
+    ].keys()
+
+
+@pytest.mark.parametrize(
+    ("path", "method", "names"),
+    [
+        (
+            "/api/v1/payouts/",
+            "get",
+            {
+                "status",
+                "currency",
+                "created_after",
+                "created_before",
+                "amount_min",
+                "amount_max",
+                "ordering",
+                "cursor",
+                "limit",
+            },
+        ),
+        ("/api/v1/payouts/", "post", {"Idempotency-Key"}),
+        ("/api/v1/payouts/{payout_id}/", "get", {"version", "as_of"}),
+        ("/api/v1/payouts/{payout_id}/", "patch", {"If-Match"}),
+        ("/api/v1/payouts/{payout_id}/", "delete", {"If-Match"}),
+        ("/api/v1/events/", "get", {"after", "limit"}),
+    ],
+)
+def test_each_operation_documents_its_parameters(openapi, path, method, names) -> None:
+    # then
+    assert names <= parameters(openapi, path, method)
+
+
+def test_the_create_operation_has_request_examples(openapi) -> None:
+    # when
+    body = openapi["paths"]["/api/v1/payouts/"]["post"]["requestBody"]
+    # then
+    assert len(body["content"]["application/json"]["examples"]) >= 2
+
+
+def test_the_event_feed_documents_its_ndjson_form(openapi) -> None:
+    # when
+    ok = openapi["paths"]["/api/v1/events/"]["get"]["responses"]["200"]
+    # then
+    assert "application/x-ndjson" in ok["content"]
+
+
+def test_the_schema_documents_bearer_api_keys(openapi) -> None:
+    # when
+    schemes = openapi["components"]["securitySchemes"]
+    # then
+    assert any(s.get("scheme") == "bearer" for s in schemes.values())
