@@ -30,7 +30,7 @@ from ledger.values import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator, Mapping
+    from collections.abc import Callable, Mapping
     from datetime import datetime
     from decimal import Decimal
 
@@ -233,16 +233,6 @@ class Payouts(Application[uuid.UUID]):
             raise PayoutNotFound(payout_id)
         return _snapshot(payout)
 
-    def payment_order(self, payout_id: uuid.UUID) -> PaymentOrder:
-        payout = self._load(payout_id)
-        return PaymentOrder(
-            payout_id=payout.id,
-            amount=payout.money.amount,
-            currency=payout.money.currency,
-            recipient=payout.recipient,
-            status=payout.status.value,
-        )
-
     def history(self, payout_id: uuid.UUID) -> list[EventRecord]:
         records = [_record(e, None) for e in self.events.get(payout_id)]
         if not records:
@@ -254,12 +244,6 @@ class Payouts(Application[uuid.UUID]):
             start=after, limit=limit, inclusive_of_start=False
         )
         return [_record(self.mapper.to_domain_event(n), n.id) for n in notifications]
-
-    def iter_feed(self, *, after: int, batch: int = 500) -> Iterator[EventRecord]:
-        """The whole feed after a position, read in batches: constant memory."""
-        while records := self.feed(after=after, limit=batch):
-            yield from records
-            after = records[-1].position or after
 
     # Internals
 

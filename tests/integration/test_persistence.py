@@ -90,7 +90,7 @@ def test_a_saved_payout_loads_in_another_process(
     loaded = other_process.get_payout(payout_id)
     # then
     assert loaded == saved
-    assert other_process.payment_order(payout_id).recipient.number.reveal() == VISA
+    assert other_process.repository.get(payout_id).recipient.number.reveal() == VISA
 
 
 def test_a_stale_aggregate_cannot_be_saved(

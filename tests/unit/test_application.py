@@ -415,17 +415,6 @@ def test_the_feed_starts_after_a_position_and_stops_at_the_limit(
     assert [r.payout_id for r in page] == ids[1:3]
 
 
-def test_iterating_the_feed_reads_every_event_across_batches(
-    payouts: Payouts,
-) -> None:
-    # given
-    ids = [create(payouts) for _ in range(5)]
-    # when
-    records = list(payouts.iter_feed(after=0, batch=2))
-    # then
-    assert [r.payout_id for r in records] == ids
-
-
 # Commands after create
 
 
