@@ -3,16 +3,27 @@
 from __future__ import annotations
 
 from django.core.exceptions import ImproperlyConfigured
+from eventsourcing.utils import Environment
 
+from ledger.cipher import RotatingCipher
 from settings.env import RUN_DIR, env
 
 _database_url = env.str("DATABASE_URL", default="")
 _run_dir = RUN_DIR
+# Card numbers are encrypted at rest. CIPHER_KEYS is `id:base64key,...`, the last key
+# encrypting; CIPHER_KEY alone is how installs from before key rotation configure it.
+_cipher_keys = env.str("CIPHER_KEYS", default="")
 _cipher_key = env.str("CIPHER_KEY", default="")
-if not _cipher_key and not env.bool("DEBUG", default=False):
+# The library merges the process environment and lets PAYOUTS_-prefixed names win
+# (Payouts.name is "payouts"), so the keys are judged as it will see them.
+_APP_NAME = "payouts"
+_cipher_env = Environment(_APP_NAME, dict(env.ENVIRON))
+_has_cipher_key = bool(_cipher_env.get("CIPHER_KEYS") or _cipher_env.get("CIPHER_KEY"))
+if not _has_cipher_key and not env.bool("DEBUG", default=False):
     raise ImproperlyConfigured(
-        "CIPHER_KEY must be set (base64 of a 32-byte key): card numbers are "
-        "encrypted at rest. `make run` writes a local one into .env on first start."
+        "CIPHER_KEYS (or the older single CIPHER_KEY) must be set: card numbers are "
+        "encrypted at rest. `make run` writes a local one into .env on first start; "
+        "`manage.py rotate_cipher_key` makes a new one."
     )
 
 EVENT_STORE_SCHEMA = env.str("EVENT_STORE_SCHEMA", default="eventstore")
@@ -49,6 +60,15 @@ else:
         "CREATE_TABLE": "y",
     }
 
-if _cipher_key:
-    EVENT_STORE["CIPHER_TOPIC"] = "eventsourcing.cryptography:AESCipher"
-    EVENT_STORE["CIPHER_KEY"] = _cipher_key
+if _has_cipher_key:
+    # Also reads the AESCipher blobs written before key ids existed.
+    EVENT_STORE["CIPHER_TOPIC"] = "ledger.cipher:RotatingCipher"
+    if _cipher_keys:
+        EVENT_STORE["CIPHER_KEYS"] = _cipher_keys
+    if _cipher_key:
+        EVENT_STORE["CIPHER_KEY"] = _cipher_key
+    # A malformed key fails here, at startup, not at the first event read or written.
+    try:
+        RotatingCipher(Environment(_APP_NAME, {**env.ENVIRON, **EVENT_STORE}))
+    except (OSError, ValueError) as error:
+        raise ImproperlyConfigured(f"Cipher keys: {error}") from None
