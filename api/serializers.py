@@ -202,18 +202,6 @@ class FeedEntryOutput(HistoryEntryOutput):
     position = serializers.IntegerField(help_text="Global position in commit order.")
     payout_id = serializers.UUIDField()
 
-    class Meta:
-        fields = [
-            "position",
-            "payout_id",
-            "version",
-            "type",
-            "occurred_at",
-            "actor",
-            "request_id",
-            "data",
-        ]
-
 
 class ProblemOutput(serializers.Serializer):
     type = serializers.URLField()

@@ -248,6 +248,8 @@ def _history_entry(record: EventRecord) -> dict[str, Any]:
         "actor": record.actor,
         "request_id": record.request_id,
         "data": record.data,
+        "previous_hash": record.previous_hash,
+        "hash": record.hash,
     }
 
 

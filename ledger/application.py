@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import IntegrityError, Transcoding
 
+from ledger.chain import event_hash
 from ledger.errors import (
     ConcurrencyExhausted,
     InvalidRequest,
@@ -91,6 +92,8 @@ class EventRecord:
     actor: dict[str, str]
     request_id: str
     data: dict[str, Any]
+    previous_hash: str
+    hash: str
 
 
 @dataclass(frozen=True)
@@ -335,6 +338,8 @@ def _record(event: DomainEventProtocol[Any], position: int | None) -> EventRecor
         actor={"type": event.actor_type, "id": event.actor_id},  # type: ignore[attr-defined]
         request_id=event.request_id,  # type: ignore[attr-defined]
         data=masked_data(event),
+        previous_hash=event.previous_hash,  # type: ignore[attr-defined]
+        hash=event_hash(event),
     )
 
 

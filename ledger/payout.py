@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from eventsourcing.domain import Aggregate, event
 
+from ledger.chain import GENESIS, UNCHAINED, ChainLink
 from ledger.errors import InvalidTransition, InvalidValue
 from ledger.values import (
     TRANSITIONS,
@@ -35,12 +37,21 @@ class Actor:
     request_id: str = ""
 
 
+def _unchained(state: dict[str, Any]) -> None:
+    """Events of v1 were written before the chain existed: readable, but unlinked."""
+    state["previous_hash"] = UNCHAINED
+
+
 class Payout(Aggregate):
     # Explicit topics keep stored events readable when modules move.
     TOPIC = "payouts:Payout"
 
-    class Created(Aggregate.Created):
+    class Created(ChainLink, Aggregate.Created):
         TOPIC = "payouts:Payout.Created"
+        # v2 added the hash chain: previous_hash, and card_salt for the card digest.
+        class_version = 2
+        previous_hash: str
+        card_salt: str | None
         amount: Decimal
         currency: str
         recipient_type: str
@@ -55,29 +66,46 @@ class Payout(Aggregate):
         actor_id: str
         request_id: str
 
-    class ProcessingStarted(Aggregate.Event):
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            _unchained(state)
+            state["card_salt"] = None
+
+    class ProcessingStarted(ChainLink, Aggregate.Event):
         TOPIC = "payouts:Payout.ProcessingStarted"
+        class_version = 2
+        previous_hash: str
+        upcast_v1_v2 = staticmethod(_unchained)
         actor_type: str
         actor_id: str
         request_id: str
 
-    class Completed(Aggregate.Event):
+    class Completed(ChainLink, Aggregate.Event):
         TOPIC = "payouts:Payout.Completed"
+        class_version = 2
+        previous_hash: str
+        upcast_v1_v2 = staticmethod(_unchained)
         gateway_reference: str
         actor_type: str
         actor_id: str
         request_id: str
 
-    class Failed(Aggregate.Event):
+    class Failed(ChainLink, Aggregate.Event):
         TOPIC = "payouts:Payout.Failed"
+        class_version = 2
+        previous_hash: str
+        upcast_v1_v2 = staticmethod(_unchained)
         code: str
         message: str
         actor_type: str
         actor_id: str
         request_id: str
 
-    class Cancelled(Aggregate.Event):
+    class Cancelled(ChainLink, Aggregate.Event):
         TOPIC = "payouts:Payout.Cancelled"
+        class_version = 2
+        previous_hash: str
+        upcast_v1_v2 = staticmethod(_unchained)
         reason: str
         actor_type: str
         actor_id: str
@@ -105,6 +133,8 @@ class Payout(Aggregate):
         return cls._create(
             cls.Created,
             id=payout_id,
+            previous_hash=GENESIS,
+            card_salt=secrets.token_hex(16) if card is not None else None,
             amount=money.amount,
             currency=money.currency,
             recipient_type=recipient.type,
@@ -150,6 +180,11 @@ class Payout(Aggregate):
         self.failure_code: str | None = None
         self.failure_message: str | None = None
         self.gateway_reference: str | None = None
+        self.chain_head = GENESIS  # set to the Created event's hash once it applies
+
+    def trigger_event(self, event_class: Any, **kwargs: Any) -> None:
+        # Every event after Created links to the hash of the one before it.
+        super().trigger_event(event_class, previous_hash=self.chain_head, **kwargs)
 
     # Commands: each checks the state machine, then records exactly one event.
 

@@ -57,3 +57,30 @@ class Position(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name}@{self.position}"
+
+
+class LedgerCheckpoint(models.Model):
+    """A signed digest of every stream head at a notification position.
+
+    The hash chains catch an event altered, removed or inserted inside a stream; this
+    catches what they cannot: a stream's last events, or whole streams, cut away. The
+    HMAC key (AUDIT_HMAC_KEY) is not the cipher key, so holding the event store's key
+    is not enough to forge a checkpoint. Auditors should also keep the printed digest.
+    """
+
+    position = models.BigIntegerField()
+    streams = models.PositiveIntegerField()
+    events = models.PositiveBigIntegerField()
+    digest = models.CharField(max_length=64)
+    heads = models.BinaryField(
+        help_text="zlib of the sorted 'payout_id:version:hash' lines the digest covers, "
+        "so that verification can name a stream that went missing."
+    )
+    signature = models.CharField(max_length=64)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["position"]
+
+    def __str__(self) -> str:
+        return f"checkpoint@{self.position} {self.digest[:12]}"

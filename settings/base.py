@@ -139,6 +139,8 @@ PAYOUT_CURRENCIES = [
 ]
 API_THROTTLE_RATE = env.str("API_THROTTLE_RATE", default="100/s")
 PROJECTION_LAG_LIMIT = env.float("PROJECTION_LAG_LIMIT", default=30.0)
+# Signs ledger checkpoints; keep it apart from CIPHER_KEY(S) and SECRET_KEY.
+AUDIT_HMAC_KEY = env.str("AUDIT_HMAC_KEY", default="")
 STUCK_PAYOUT_AFTER = env.int("STUCK_PAYOUT_AFTER", default=120)
 DEMO_ADMIN_USERNAME = env.str("DEMO_ADMIN_USERNAME", default="admin")
 

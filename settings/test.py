@@ -27,3 +27,7 @@ REST_FRAMEWORK = {
     **REST_FRAMEWORK,
     "DEFAULT_THROTTLE_RATES": {"user": "100000/s"},
 }
+
+from settings.base import AUDIT_HMAC_KEY  # noqa: E402
+
+AUDIT_HMAC_KEY = AUDIT_HMAC_KEY or "test-only-audit-key"

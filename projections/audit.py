@@ -1,0 +1,405 @@
+"""Auditing the ledger: hash chains, signed checkpoints, legal transitions, contiguous
+versions, and the projection against a replay. Walks streams in id order, in batches:
+constant memory whatever the size of the ledger."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import time
+import zlib
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
+
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+
+from ledger.chain import GENESIS, UNCHAINED, event_hash
+from ledger.payout import EVENT_TYPES, Payout
+from ledger.values import TRANSITIONS, PayoutStatus
+from projections.eventtable import EventTable
+from projections.models import LedgerCheckpoint, PayoutView
+from projections.selectors import position_of
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
+    from eventsourcing.persistence import Notification
+
+    from ledger.application import Payouts
+
+Linked = tuple["Notification", Any, str]  # a stored event, decoded, with its hash
+Stream = tuple["UUID", list[Linked]]
+
+_STATUS_AFTER = {
+    Payout.Created: PayoutStatus.PENDING,
+    Payout.ProcessingStarted: PayoutStatus.PROCESSING,
+    Payout.Completed: PayoutStatus.COMPLETED,
+    Payout.Failed: PayoutStatus.FAILED,
+    Payout.Cancelled: PayoutStatus.CANCELLED,
+}
+
+
+class Discrepancy(Exception):
+    def __init__(self, payout_id: UUID | None, message: str) -> None:
+        super().__init__(f"payout {payout_id}: {message}" if payout_id else message)
+        self.payout_id = payout_id
+        self.message = message
+
+
+@dataclass
+class StreamHead:
+    payout_id: UUID
+    version: int
+    hash: str
+
+
+@dataclass
+class Report:
+    streams: int = 0
+    events: int = 0
+    seconds: float = 0.0
+    checkpoints: int = 0
+    unprojected: int = 0
+    discrepancy: Discrepancy | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.discrepancy is None
+
+
+# Checkpoints
+
+
+def hmac_key() -> bytes:
+    key = settings.AUDIT_HMAC_KEY
+    if not key:
+        raise ImproperlyConfigured(
+            "AUDIT_HMAC_KEY must be set to sign and verify checkpoints."
+        )
+    return key.encode()
+
+
+def head_line(head: StreamHead) -> bytes:
+    return f"{head.payout_id}:{head.version}:{head.hash}\n".encode()
+
+
+def signature(position: int, streams: int, events: int, digest: str) -> str:
+    message = f"{position}:{streams}:{events}:{digest}".encode()
+    return hmac.new(hmac_key(), message, hashlib.sha256).hexdigest()
+
+
+class HeadDigest:
+    """sha256 over every stream head as of a position, streams in id order; the heads
+    themselves are kept compressed so a later verification can name what went missing."""
+
+    def __init__(self, position: int) -> None:
+        self.position = position
+        self.digest = hashlib.sha256()
+        self.compressor = zlib.compressobj()
+        self.chunks: list[bytes] = []
+        self.streams = 0
+        self.events = 0
+
+    def add(self, head: StreamHead | None, events: int) -> None:
+        if head is None:
+            return
+        line = head_line(head)
+        self.digest.update(line)
+        self.chunks.append(self.compressor.compress(line))
+        self.streams += 1
+        self.events += events
+
+    def heads(self) -> bytes:
+        return b"".join([*self.chunks, self.compressor.flush()])
+
+
+def head_at(
+    payout_id: UUID, events: list[Linked], position: int
+) -> tuple[StreamHead | None, int]:
+    """A stream's head as of a position, and how many of its events it had by then."""
+    upto = [(n, h) for n, _, h in events if n.id <= position]
+    if not upto:
+        return None, 0
+    notification, own_hash = upto[-1]
+    return StreamHead(payout_id, notification.originator_version, own_hash), len(upto)
+
+
+def iter_heads(blob: bytes) -> Iterator[StreamHead]:
+    """The heads recorded in a checkpoint, in id order, decompressed as they are read."""
+    decompressor, pending = zlib.decompressobj(), b""
+    for start in range(0, len(blob), 65536):
+        pending += decompressor.decompress(blob[start : start + 65536])
+        *lines, pending = pending.split(b"\n")
+        for line in lines:
+            ident, version, own_hash = line.decode().split(":")
+            yield StreamHead(UUID(ident), int(version), own_hash)
+    pending += decompressor.flush()
+    if pending.strip():
+        ident, version, own_hash = pending.decode().strip().split(":")
+        yield StreamHead(UUID(ident), int(version), own_hash)
+
+
+class CheckpointCheck:
+    """Replays one checkpoint alongside the streams (both in id order)."""
+
+    def __init__(self, checkpoint: LedgerCheckpoint) -> None:
+        self.checkpoint = checkpoint
+        self.digest = HeadDigest(checkpoint.position)
+        self.recorded = iter_heads(bytes(checkpoint.heads))
+        self.next: StreamHead | None = next(self.recorded, None)
+
+    def see(self, payout_id: UUID | None, events: list[Linked]) -> None:
+        """Account for the next stream found (None: no stream is left)."""
+        while self.next is not None and (
+            payout_id is None or self.next.payout_id < payout_id
+        ):
+            self._missing(self.next)
+        if payout_id is None:
+            return
+        head, count = head_at(payout_id, events, self.checkpoint.position)
+        recorded = (
+            self.next
+            if self.next is not None and self.next.payout_id == payout_id
+            else None
+        )
+        if recorded is not None:
+            self.next = next(self.recorded, None)
+            if head != recorded:
+                raise Discrepancy(
+                    payout_id,
+                    f"differs from checkpoint at position {self.checkpoint.position}: it "
+                    f"had version {recorded.version} with hash {recorded.hash[:12]}…, "
+                    f"the store now gives {head.version if head else 'nothing'}",
+                )
+        elif head is not None:
+            raise Discrepancy(
+                payout_id,
+                f"has events before checkpoint position {self.checkpoint.position} "
+                "that the checkpoint does not know: events were inserted",
+            )
+        self.digest.add(head, count)
+
+    def finish(self) -> None:
+        self.see(None, [])
+        if (
+            self.digest.digest.hexdigest() != self.checkpoint.digest
+            or self.digest.streams != self.checkpoint.streams
+        ):
+            raise Discrepancy(
+                None,
+                f"checkpoint at position {self.checkpoint.position}: the stream heads "
+                "no longer match its signed digest",
+            )
+
+    def _missing(self, head: StreamHead) -> None:
+        raise Discrepancy(
+            head.payout_id,
+            f"stream missing: it had {head.version} event(s) at checkpoint position "
+            f"{self.checkpoint.position}, the event store has none now",
+        )
+
+
+def take_checkpoint(
+    payouts: Payouts, *, batch: int = 500, progress: Callable[[int], None] | None = None
+) -> LedgerCheckpoint:
+    position = payouts.recorder.max_notification_id() or 0
+    digest = HeadDigest(position)
+    for streams in _batches(payouts, batch=batch, until=position, progress=progress):
+        for payout_id, events in streams:
+            digest.add(*head_at(payout_id, events, position))
+    hexdigest = digest.digest.hexdigest()
+    return LedgerCheckpoint.objects.create(
+        position=position,
+        streams=digest.streams,
+        events=digest.events,
+        digest=hexdigest,
+        heads=digest.heads(),
+        signature=signature(position, digest.streams, digest.events, hexdigest),
+    )
+
+
+# Verification
+
+
+def verify(
+    payouts: Payouts,
+    *,
+    after: int | None = None,
+    until: int | None = None,
+    batch: int = 500,
+    progress: Callable[[int], None] | None = None,
+) -> Report:
+    """Replay every stream (or those with an event in (after, until]) and stop at the
+    first discrepancy. Checkpoints are checked on full runs only: a range sees only part
+    of each checkpoint's streams."""
+    started = time.perf_counter()
+    report = Report()
+    full = after is None and until is None
+    checkpoints = list(LedgerCheckpoint.objects.order_by("position")) if full else []
+    projection_position = _projection_position()
+    try:
+        for checkpoint in checkpoints:
+            _check_signature(checkpoint)
+        checks = [CheckpointCheck(c) for c in checkpoints]
+        previous: UUID | None = None
+        for streams in _batches(
+            payouts, batch=batch, after=after, until=until, progress=progress
+        ):
+            rows = PayoutView.objects.in_bulk([payout_id for payout_id, _ in streams])
+            for payout_id, events in streams:
+                status = _check_stream(payout_id, events)
+                for check in checks:
+                    check.see(payout_id, events)
+                if max(n.id for n, _, _ in events) <= projection_position:
+                    _check_projection(payout_id, rows.get(payout_id), status, events)
+                else:
+                    report.unprojected += 1  # the projector has not reached it yet
+                report.streams += 1
+                report.events += len(events)
+            if full:
+                _check_orphan_rows(previous, streams[-1][0], set(rows))
+            previous = streams[-1][0]
+        for check in checks:
+            check.finish()
+            report.checkpoints += 1
+        if full:
+            _check_orphan_rows(previous, None, set())
+    except Discrepancy as found:
+        report.discrepancy = found
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _check_signature(checkpoint: LedgerCheckpoint) -> None:
+    expected = signature(
+        checkpoint.position, checkpoint.streams, checkpoint.events, checkpoint.digest
+    )
+    if not hmac.compare_digest(expected, checkpoint.signature):
+        raise Discrepancy(
+            None, f"checkpoint at position {checkpoint.position} has a bad signature"
+        )
+
+
+def _batches(
+    payouts: Payouts,
+    *,
+    batch: int,
+    after: int | None = None,
+    until: int | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> Iterator[list[Stream]]:
+    """Streams in id order, `batch` at a time, each with its decoded events and hashes."""
+    table = EventTable(payouts)
+    beyond: UUID | None = None
+    while ids := table.stream_ids(beyond=beyond, limit=batch, after=after, until=until):
+        beyond = ids[-1]
+        grouped: dict[UUID, list[tuple[Notification, Any, str]]] = {i: [] for i in ids}
+        for notification in table.events_of(ids):
+            try:
+                event = payouts.mapper.to_domain_event(notification)
+            except Exception as exc:
+                raise Discrepancy(
+                    notification.originator_id,
+                    f"event v{notification.originator_version} cannot be decrypted or "
+                    f"decoded ({type(exc).__name__}): its stored bytes were altered or forged",
+                ) from None
+            grouped[notification.originator_id].append(
+                (notification, event, event_hash(event))
+            )
+        yield [(payout_id, grouped[payout_id]) for payout_id in ids]
+        if progress:
+            progress(len(ids))
+
+
+def _check_stream(
+    payout_id: UUID, events: list[tuple[Notification, Any, str]]
+) -> PayoutStatus:
+    versions = [n.originator_version for n, _, _ in events]
+    if versions != list(range(1, len(versions) + 1)):
+        raise Discrepancy(payout_id, f"versions are not contiguous from 1: {versions}")
+    positions = [n.id for n, _, _ in events]
+    if positions != sorted(positions):
+        raise Discrepancy(payout_id, "event versions are out of commit order")
+    previous_hash, chained, status = GENESIS, False, None
+    for notification, event, own_hash in events:
+        if (
+            event.originator_id != payout_id
+            or event.originator_version != notification.originator_version
+        ):
+            raise Discrepancy(
+                payout_id,
+                f"event v{notification.originator_version} is stored under another stream or version",
+            )
+        if event.previous_hash == UNCHAINED and not chained:
+            pass  # written before the chain existed: only the checkpoints cover it
+        elif event.previous_hash != previous_hash:
+            raise Discrepancy(
+                payout_id,
+                f"hash chain broken at v{event.originator_version} ({EVENT_TYPES[type(event)]}): "
+                "an event before it was altered, removed or reordered, or this one was inserted",
+            )
+        else:
+            chained = True
+        target = _STATUS_AFTER[type(event)]
+        legal = (status is None and target == PayoutStatus.PENDING) or (
+            status is not None and target in TRANSITIONS[status]
+        )
+        if not legal:
+            raise Discrepancy(
+                payout_id,
+                f"illegal transition {status} -> {target} at v{event.originator_version}",
+            )
+        status, previous_hash = target, own_hash
+    assert status is not None
+    return status
+
+
+def _check_projection(
+    payout_id: UUID,
+    row: PayoutView | None,
+    status: PayoutStatus,
+    events: list[tuple[Notification, Any, str]],
+) -> None:
+    if row is None:
+        raise Discrepancy(payout_id, "missing from the projection")
+    created, last = events[0][1], events[-1][1]
+    failed = next((e for _, e, _ in events if isinstance(e, Payout.Failed)), None)
+    expected = {
+        "status": status.value,
+        "version": last.originator_version,
+        "amount": created.amount,
+        "currency": created.currency,
+        "created_at": created.timestamp,
+        "updated_at": last.timestamp,
+        "failure_code": failed.code if failed else None,
+    }
+    for name, value in expected.items():
+        if getattr(row, name) != value:
+            raise Discrepancy(
+                payout_id,
+                f"projection {name} is {getattr(row, name)!r}, the replay says {value!r}",
+            )
+
+
+def _check_orphan_rows(
+    previous: UUID | None, last: UUID | None, known: set[UUID]
+) -> None:
+    """Projection rows in (previous, last] that are not streams of this batch have no
+    events at all: their stream was removed from the event store."""
+    rows = PayoutView.objects.all()
+    if previous is not None:
+        rows = rows.filter(id__gt=previous)
+    if last is not None:
+        rows = rows.filter(id__lte=last)
+    for payout_id in rows.order_by("id").values_list("id", flat=True).iterator():
+        if payout_id not in known:
+            raise Discrepancy(
+                payout_id, "in the projection but has no events: its stream was removed"
+            )
+
+
+def _projection_position() -> int:
+    return position_of("payout_view")

@@ -1,0 +1,112 @@
+"""Read access to the raw event table, by stream, for auditing: the library reads one
+stream or the notification log, while an audit walks every stream in id order, in
+batches, to run in constant memory."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+from uuid import UUID
+
+from eventsourcing.persistence import Notification
+from psycopg import sql
+
+if TYPE_CHECKING:
+    from ledger.application import Payouts
+
+
+class EventTable:
+    def __init__(self, payouts: Payouts) -> None:
+        self.recorder = payouts.recorder
+        self.datastore = self.recorder.datastore  # type: ignore[attr-defined]
+        self.postgres = type(self.datastore).__name__.startswith("Postgres")
+        table = self.recorder.events_table_name  # type: ignore[attr-defined]
+        if self.postgres:
+            self.table: str = (
+                sql.SQL("{}.{}")
+                .format(sql.Identifier(self.datastore.schema), sql.Identifier(table))
+                .as_string()
+            )
+            self.param = "%s"
+            self.position = "notification_id"
+        else:
+            self.table = f'"{table}"'
+            self.param = "?"
+            self.position = "rowid"
+
+    def _rows(self, query: str, params: tuple[object, ...]) -> list[tuple[object, ...]]:
+        with self.datastore.transaction(commit=False) as cursor:
+            cursor.execute(query, params)
+            rows = cursor.fetchall()
+        # psycopg connections of the library return dicts, sqlite3 returns Rows.
+        return [tuple(r.values()) if isinstance(r, dict) else tuple(r) for r in rows]
+
+    def _range(
+        self, after: int | None, until: int | None
+    ) -> tuple[str, tuple[int, ...]]:
+        clauses, params = [], []
+        if after is not None:
+            clauses.append(f"{self.position} > {self.param}")
+            params.append(after)
+        if until is not None:
+            clauses.append(f"{self.position} <= {self.param}")
+            params.append(until)
+        return "".join(f" AND {c}" for c in clauses), tuple(params)
+
+    def count_streams(self, after: int | None = None, until: int | None = None) -> int:
+        where, params = self._range(after, until)
+        rows = self._rows(
+            f"SELECT COUNT(DISTINCT originator_id) FROM {self.table} WHERE 1=1{where}",
+            params,
+        )
+        return int(rows[0][0])  # type: ignore[call-overload]
+
+    def stream_ids(
+        self,
+        *,
+        beyond: UUID | None,
+        limit: int,
+        after: int | None = None,
+        until: int | None = None,
+    ) -> list[UUID]:
+        """The next `limit` stream ids in id order, optionally only streams with an
+        event in the position range (after, until]."""
+        where, params = self._range(after, until)
+        if beyond is not None:
+            where += f" AND originator_id > {self.param}"
+            params = (*params, beyond if self.postgres else beyond.hex)  # type: ignore[assignment]
+        rows = self._rows(
+            f"SELECT DISTINCT originator_id FROM {self.table} WHERE 1=1{where} "
+            f"ORDER BY originator_id LIMIT {int(limit)}",
+            params,
+        )
+        return [r[0] if isinstance(r[0], UUID) else UUID(str(r[0])) for r in rows]
+
+    def events_of(self, ids: list[UUID]) -> list[Notification]:
+        """Every stored event of these streams, by stream and version."""
+        if not ids:
+            return []
+        if self.postgres:
+            query = (
+                f"SELECT notification_id, originator_id, originator_version, topic, state "
+                f"FROM {self.table} WHERE originator_id = ANY(%s) "
+                "ORDER BY originator_id, originator_version"
+            )
+            params: tuple[object, ...] = (ids,)
+        else:
+            marks = ",".join("?" * len(ids))
+            query = (
+                f"SELECT rowid, originator_id, originator_version, topic, state "
+                f"FROM {self.table} WHERE originator_id IN ({marks}) "
+                "ORDER BY originator_id, originator_version"
+            )
+            params = tuple(i.hex for i in ids)  # the SQLite recorder stores UUID.hex
+        return [
+            Notification(
+                id=int(position),  # type: ignore[call-overload]
+                originator_id=ident if isinstance(ident, UUID) else UUID(str(ident)),
+                originator_version=int(version),  # type: ignore[call-overload]
+                topic=str(topic),
+                state=bytes(state),  # type: ignore[arg-type]
+            )
+            for position, ident, version, topic, state in self._rows(query, params)
+        ]
