@@ -80,6 +80,8 @@ class PaymentOrder:
     currency: str
     recipient: Recipient
     status: str
+    # Already processing before this call: an earlier attempt may have been charged.
+    resumed: bool = False
 
 
 @dataclass(frozen=True)
@@ -165,17 +167,21 @@ class Payouts(Application[uuid.UUID]):
         same gateway idempotency key rather than skip it: skipping strands payouts.
         """
 
-        def decide(payout: Payout) -> None:
+        def decide(payout: Payout) -> bool:
             if payout.status == PayoutStatus.PENDING:
                 payout.start_processing(actor=actor)
+            return (
+                payout.status == PayoutStatus.PROCESSING and not payout.pending_events
+            )
 
-        payout = self._change(payout_id, decide)
+        payout, resumed = self._decide(payout_id, decide)
         return PaymentOrder(
             payout_id=payout.id,
             amount=payout.money.amount,
             currency=payout.money.currency,
             recipient=payout.recipient,
             status=payout.status.value,
+            resumed=resumed,
         )
 
     def complete(
@@ -258,6 +264,11 @@ class Payouts(Application[uuid.UUID]):
         return payout
 
     def _change(self, payout_id: uuid.UUID, decide: Callable[[Payout], T]) -> Payout:
+        return self._decide(payout_id, decide)[0]
+
+    def _decide(
+        self, payout_id: uuid.UUID, decide: Callable[[Payout], T]
+    ) -> tuple[Payout, T]:
         """Load → decide → save, deciding again on a fresh load when a writer raced us.
 
         IntegrityError can also follow a commit whose acknowledgement was lost and
@@ -265,14 +276,14 @@ class Payouts(Application[uuid.UUID]):
         """
         for _ in range(_ATTEMPTS):
             payout = self._load(payout_id)
-            decide(payout)
+            outcome = decide(payout)
             if not payout.pending_events:
-                return payout
+                return payout, outcome
             try:
                 self.save(payout)
             except IntegrityError:
                 continue
-            return payout
+            return payout, outcome
         raise ConcurrencyExhausted(payout_id)
 
     def _replay(

@@ -60,3 +60,5 @@ CELERY_BEAT_SCHEDULE = {
 # count and in delay (always far below VISIBILITY_TIMEOUT).
 PAYOUT_MAX_RETRIES = env.int("PAYOUT_MAX_RETRIES", default=6)
 PAYOUT_RETRY_BACKOFF_MAX = 60
+# Fault tests only: named crash points, e.g. "after_gateway_call:0.05" (workers/failpoints.py).
+FAILPOINTS = env.str("FAILPOINTS", default="")

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from ledger.logcontext import bound
 from ledger.values import PayoutStatus
+from workers import failpoints
 
 if TYPE_CHECKING:
     from uuid import UUID
@@ -33,7 +34,17 @@ def process(
         if order.status != PayoutStatus.PROCESSING:
             logger.info("payout already %s; nothing to do", order.status)
             return order.status
+        failpoints.hit("after_processing_started")
+        if order.resumed:
+            # An earlier attempt may have been charged and then lost (crash, timeout):
+            # ask the gateway before paying again, rather than trusting the key alone,
+            # which a provider may have pruned by now.
+            known = gateway.status(payout_id)
+            if known is not None:
+                logger.info("payout settled from the gateway's record")
+                return record(payouts, payout_id, known, actor=actor)
         result = gateway.pay(order)
+        failpoints.hit("after_gateway_call")
         return record(payouts, payout_id, result, actor=actor)
 
 

@@ -15,13 +15,14 @@ from django.utils import timezone
 from ledger.apps import get_payouts
 from ledger.payout import Actor
 from projections.selectors import stuck_payout_ids
-from workers import processing
+from workers import failpoints, processing
 from workers.celery import app
 from workers.gateway import get_gateway
 from workers.gateway.base import PermanentGatewayError, TransientGatewayError
 from workers.metrics import GATEWAY_ERRORS, PROCESSING_SECONDS
 
 logger = logging.getLogger(__name__)
+failpoints.configure(settings.FAILPOINTS)
 
 
 def worker_actor(task: Task) -> Actor:

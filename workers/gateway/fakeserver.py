@@ -13,7 +13,9 @@ import hashlib
 import json
 import logging
 import os
+import random
 import secrets
+import socket
 import threading
 import time
 from datetime import UTC, datetime
@@ -29,6 +31,42 @@ DECLINES = {
 }
 # Answers 503 this many times per idempotency key, then accepts.
 FLAKY = {"4000000000000119": 2}
+# Injected faults, each with a probability per charge request (fault tests only):
+#   error: 503 without charging;  reset: drop the connection without charging;
+#   slow: charge, then answer after `slow_seconds` (beyond the adapter's timeout);
+#   accept_reset: charge, then drop the connection: the outcome is unknown to the caller.
+FAULTS = ("error", "reset", "slow", "accept_reset")
+
+
+class Faults:
+    def __init__(self, spec: str = "") -> None:
+        self.lock = threading.Lock()
+        self.rates: dict[str, float] = {}
+        self.slow_seconds = 3.0
+        self.configure(_parse(spec))
+
+    def configure(self, settings: dict[str, float]) -> dict[str, float]:
+        with self.lock:
+            self.slow_seconds = float(settings.pop("slow_seconds", self.slow_seconds))
+            unknown = set(settings) - set(FAULTS)
+            if unknown:
+                raise ValueError(f"unknown faults: {sorted(unknown)}")
+            self.rates = {k: float(v) for k, v in settings.items() if float(v) > 0}
+            return {**self.rates, "slow_seconds": self.slow_seconds}
+
+    def draw(self) -> str | None:
+        with self.lock:
+            roll, total = random.random(), 0.0
+            for name, rate in self.rates.items():
+                total += rate
+                if roll < total:
+                    return name
+        return None
+
+
+def _parse(spec: str) -> dict[str, float]:
+    pairs = (item.split(":", 1) for item in spec.split(",") if item.strip())
+    return {name.strip(): float(rate) for name, rate in pairs}
 
 
 class Ledger:
@@ -108,7 +146,11 @@ def _valid(body: Any) -> bool:
     )
 
 
-def make_handler(ledger: Ledger, latency: float) -> type[BaseHTTPRequestHandler]:
+def make_handler(
+    ledger: Ledger, latency: float, faults: Faults | None = None
+) -> type[BaseHTTPRequestHandler]:
+    faults = faults or Faults()
+
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
         server_version = "FakeGateway/1.0"
@@ -126,6 +168,23 @@ def make_handler(ledger: Ledger, latency: float) -> type[BaseHTTPRequestHandler]
                 self._send(200, {"status": "ok"})
             else:
                 self._send(404, _error("not_found", "No such route."))
+
+        def do_PUT(self) -> None:
+            # Test-only control of injected faults: {"error": 0.1, "slow_seconds": 2}.
+            if urlsplit(self.path).path.rstrip("/") != "/_control/faults":
+                self._send(404, _error("not_found", "No such route."))
+                return
+            length = int(self.headers.get("Content-Length") or 0)
+            try:
+                self._send(
+                    200, faults.configure(dict(json.loads(self.rfile.read(length))))
+                )
+            except (ValueError, TypeError) as exc:
+                self._send(400, _error("invalid_request", str(exc)))
+
+        def _drop(self) -> None:
+            self.close_connection = True
+            self.connection.shutdown(socket.SHUT_RDWR)
 
         def do_POST(self) -> None:
             if urlsplit(self.path).path.rstrip("/") != "/charges":
@@ -148,7 +207,19 @@ def make_handler(ledger: Ledger, latency: float) -> type[BaseHTTPRequestHandler]
                 return
             if latency:
                 time.sleep(latency)
+            fault = faults.draw()
+            if fault == "error":
+                self._send(503, _error("temporarily_unavailable", "Injected fault."))
+                return
+            if fault == "reset":
+                self._drop()
+                return
             status, result, replayed = ledger.charge(key, body)
+            if fault == "accept_reset":
+                self._drop()
+                return
+            if fault == "slow":
+                time.sleep(faults.slow_seconds)
             self._send(
                 status, result, {"Idempotent-Replayed": "true"} if replayed else {}
             )
@@ -180,9 +251,11 @@ def make_handler(ledger: Ledger, latency: float) -> type[BaseHTTPRequestHandler]
     return Handler
 
 
-def serve(host: str, port: int, latency_ms: float = 0.0) -> ThreadingHTTPServer:
+def serve(
+    host: str, port: int, latency_ms: float = 0.0, faults: str = ""
+) -> ThreadingHTTPServer:
     server = ThreadingHTTPServer(
-        (host, port), make_handler(Ledger(), latency_ms / 1000)
+        (host, port), make_handler(Ledger(), latency_ms / 1000, Faults(faults))
     )
     server.daemon_threads = True
     return server
@@ -192,7 +265,8 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     url = urlsplit(os.environ.get("GATEWAY_URL", "http://127.0.0.1:8001"))
     latency = float(os.environ.get("GATEWAY_LATENCY_MS", "0") or 0)
-    server = serve(url.hostname or "127.0.0.1", url.port or 80, latency)
+    faults = os.environ.get("GATEWAY_FAULTS", "")
+    server = serve(url.hostname or "127.0.0.1", url.port or 80, latency, faults)
     logger.info("fake gateway listening on %s (latency %s ms)", url.geturl(), latency)
     try:
         server.serve_forever()
