@@ -75,6 +75,26 @@ class KeysetPagination(BasePagination):
     def paginate_queryset(
         self, queryset: QuerySet[Any], request: Request, view: APIView | None = None
     ) -> list[Any]:
+        self.read_parameters(request)
+        forward = self.forward
+        # Walking backwards is walking forwards in the reversed order.
+        descending = self.descending if forward else not self.descending
+        rows = list(self.walk(queryset, descending)[: self.limit + 1])
+        more = len(rows) > self.limit
+        rows = rows[: self.limit]
+        if not forward:
+            rows.reverse()
+        self.rows = rows
+        # Forward: a next page exists if we fetched one extra; a previous one if we
+        # came through a cursor. Backward: the mirror image.
+        self.has_next = more if forward else bool(rows)
+        self.has_previous = (
+            (self.cursor is not None and bool(rows)) if forward else more
+        )
+        return rows
+
+    def read_parameters(self, request: Request) -> None:
+        """`limit`, `ordering` and `cursor`, each checked (a 400 names the bad one)."""
         self.request = request
         self.limit = parse_limit(
             request.query_params.get("limit"),
@@ -89,32 +109,29 @@ class KeysetPagination(BasePagination):
         self.field, self.descending = field, self.ordering.startswith("-")
         token = request.query_params.get("cursor")
         self.cursor = Cursor.decode(token, self.ordering) if token else None
-        forward = self.cursor.forward if self.cursor else True
+        self.forward = self.cursor.forward if self.cursor else True
 
-        # Walking backwards is walking forwards in the reversed order.
-        descending = self.descending if forward else not self.descending
-        direction = "-" if descending else ""
-        queryset = queryset.order_by(f"{direction}{field}", f"{direction}id")
+    def walk(self, queryset: QuerySet[Any], descending: bool) -> QuerySet[Any]:
+        """The rows past the cursor (if any), in this direction."""
+        queryset = self.order(queryset, descending)
         if self.cursor:
             value = self._value(self.cursor.value)
-            beyond = "lt" if descending else "gt"
-            queryset = queryset.filter(
-                Q(**{f"{field}__{beyond}": value})
-                | Q(**{field: value, f"id__{beyond}": self.cursor.id})
-            )
-        rows = list(queryset[: self.limit + 1])
-        more = len(rows) > self.limit
-        rows = rows[: self.limit]
-        if not forward:
-            rows.reverse()
-        self.rows = rows
-        # Forward: a next page exists if we fetched one extra; a previous one if we
-        # came through a cursor. Backward: the mirror image.
-        self.has_next = more if forward else bool(rows)
-        self.has_previous = (
-            (self.cursor is not None and bool(rows)) if forward else more
+            queryset = self.beyond(queryset, descending, value, self.cursor.id)
+        return queryset
+
+    def order(self, queryset: QuerySet[Any], descending: bool) -> QuerySet[Any]:
+        direction = "-" if descending else ""
+        return queryset.order_by(f"{direction}{self.field}", f"{direction}id")
+
+    def beyond(
+        self, queryset: QuerySet[Any], descending: bool, value: Any, ident: Any
+    ) -> QuerySet[Any]:
+        """The rows strictly after (value, id) in this direction."""
+        past = "lt" if descending else "gt"
+        return queryset.filter(
+            Q(**{f"{self.field}__{past}": value})
+            | Q(**{self.field: value, f"id__{past}": ident})
         )
-        return rows
 
     def _value(self, raw: str) -> Any:
         # A cursor is client input: a tampered one is a 400, never a 500.

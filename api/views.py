@@ -8,8 +8,8 @@ import re
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
+from django.conf import settings
 from django.http import StreamingHttpResponse
-from django.utils.dateparse import parse_datetime
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import generics, status
@@ -20,6 +20,7 @@ from rest_framework.utils.urls import replace_query_param
 from rest_framework.views import APIView
 
 from api import schema
+from api.asof import AS_OF_HELP, parse_as_of, payouts_as_of
 from api.exceptions import ProblemResponse, transition_problem
 from api.filters import PayoutFilter
 from api.pagination import KeysetPagination, parse_limit
@@ -39,6 +40,8 @@ from ledger.values import PayoutStatus
 from projections.selectors import payout_list
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator
+
     from rest_framework.request import Request
 
     from ledger.application import EventRecord, PayoutSnapshot
@@ -93,11 +96,38 @@ class PayoutListCreateView(generics.ListAPIView):
         operation_id="payouts_list",
         summary="List payouts",
         description="From the projection (eventually consistent, milliseconds behind the "
-        "event store). Filters combine with AND.",
+        "event store). Filters combine with AND.\n\n"
+        "With `as_of`, the list as it was at that instant, replayed from the event "
+        "store: the candidates are the payouts created at or before `as_of`, walked "
+        "in the requested order (amount, currency and created_at filters apply to "
+        "them in SQL: they never change); each is replayed at `as_of`, **one event "
+        "stream read per candidate**, and `status` is matched against the replayed "
+        "status; `version`, `status`, `failure_reason` and `updated_at` are those at "
+        "`as_of`. A request replays at most `AS_OF_SCAN_LIMIT` candidates (default "
+        "1000): when a sparse `status` filter reaches that limit, the page is short "
+        "(possibly empty) and `next` continues from the last candidate looked at; "
+        "follow `next` until it is `null`. `ordering=updated_at` with `as_of` is a "
+        "400 (the replayed `updated_at` has no index to walk); `created_at` and "
+        "`amount` orderings work.",
+        parameters=[
+            OpenApiParameter(
+                "as_of",
+                OpenApiTypes.DATETIME,
+                description="RFC 3339 with a time zone: the list as it was then, "
+                "replayed from the event store (at most `AS_OF_SCAN_LIMIT`, default "
+                "1000, payouts replayed per request).",
+            ),
+        ],
         responses={200: PayoutOutput(many=True), **schema.errors(400, 401, 403, 429)},
     )
     def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         return super().get(request, *args, **kwargs)
+
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        as_of = parse_as_of(request.query_params.get("as_of"))
+        if as_of is not None:
+            return payouts_as_of(request, as_of)
+        return super().list(request, *args, **kwargs)
 
     @extend_schema(
         operation_id="payouts_create",
@@ -155,7 +185,7 @@ class PayoutDetailView(APIView):
             OpenApiParameter(
                 "as_of",
                 OpenApiTypes.DATETIME,
-                description="RFC 3339; events at or before it.",
+                description=AS_OF_HELP,
             ),
         ],
         responses={200: PayoutOutput, **schema.errors(400, 401, 403, 404, 429)},
@@ -168,13 +198,10 @@ class PayoutDetailView(APIView):
                 version = int(raw)
             else:
                 errors["version"] = ["Must be a positive integer."]
-        if (raw := request.query_params.get("as_of")) is not None:
-            try:
-                as_of = parse_datetime(raw.replace(" ", "+"))
-            except ValueError:
-                as_of = None
-            if as_of is None or as_of.tzinfo is None:
-                errors["as_of"] = ["Must be an RFC 3339 date-time with a time zone."]
+        try:
+            as_of = parse_as_of(request.query_params.get("as_of"))
+        except ValidationError as exc:
+            errors.update(exc.detail)  # type: ignore[arg-type]
         if errors:
             raise ValidationError(errors)
         payout = get_payouts().get_payout(payout_id, version=version, as_of=as_of)
@@ -285,6 +312,23 @@ class NDJSONRenderer(BaseRenderer):
         return json.dumps(data).encode() + b"\n"
 
 
+def _ndjson(records: Iterable[EventRecord], batch: int) -> Iterator[bytes]:
+    """Feed entries as NDJSON, one chunk per `batch` records: memory stays bounded."""
+    chunk: list[EventRecord] = []
+    for record in records:
+        chunk.append(record)
+        if len(chunk) == batch:
+            yield _ndjson_lines(chunk)
+            chunk = []
+    if chunk:
+        yield _ndjson_lines(chunk)
+
+
+def _ndjson_lines(records: list[EventRecord]) -> bytes:
+    entries = FeedEntryOutput([_history_entry(r) for r in records], many=True).data
+    return b"".join(json.dumps(entry).encode() + b"\n" for entry in entries)
+
+
 class EventFeedView(APIView):
     permission_classes = [IsStaffOrAuditorReadOnly]
     renderer_classes = [JSONRenderer, NDJSONRenderer]
@@ -297,12 +341,27 @@ class EventFeedView(APIView):
         description="Positions only grow and commit in order, so paging with "
         "`after=<last position seen>` never skips or repeats an event. A JSON array; "
         "with `Accept: application/x-ndjson`, one JSON object per line, streamed. "
-        "The `Link` header names the next page.",
+        "The `Link` header names the next page.\n\n"
+        "NDJSON only: `limit=all` streams every event after `after` that was "
+        "committed when the request began, read from the store in batches of "
+        "`EVENT_FEED_BATCH` (default 500), in constant memory however long the feed; "
+        "no `Link` header (there is no next page: go on with `after=<last position>`). "
+        "`limit=all` with JSON is a 400.",
         parameters=[
             OpenApiParameter(
                 "after", int, description="Position to start after (default 0)."
             ),
-            OpenApiParameter("limit", int, description="1 to 1000 (default 100)."),
+            OpenApiParameter(
+                "limit",
+                {
+                    "oneOf": [
+                        {"type": "integer", "minimum": 1, "maximum": 1000},
+                        {"type": "string", "enum": ["all"]},
+                    ],
+                    "default": 100,
+                },
+                description="1 to 1000 (default 100); `all` with NDJSON only.",
+            ),
         ],
         responses={
             (200, "application/json"): FeedEntryOutput(many=True),
@@ -319,25 +378,39 @@ class EventFeedView(APIView):
                 {"after": ["Must be a non-negative integer position."]}
             )
         after = int(raw_after)
+        ndjson = request.accepted_renderer.format == "ndjson"
+        raw_limit = request.query_params.get("limit")
+        if raw_limit == "all":
+            if not ndjson:
+                raise ValidationError(
+                    {
+                        "limit": [
+                            "`all` is for NDJSON only (Accept: application/x-ndjson); "
+                            f"JSON pages hold 1 to {self.max_limit} events."
+                        ]
+                    }
+                )
+            batch = settings.EVENT_FEED_BATCH
+            records = get_payouts().iter_feed(after=after, batch=batch)
+            return StreamingHttpResponse(
+                _ndjson(records, batch), content_type="application/x-ndjson"
+            )
         limit = parse_limit(
-            request.query_params.get("limit"),
-            default=self.default_limit,
-            maximum=self.max_limit,
+            raw_limit, default=self.default_limit, maximum=self.max_limit
         )
-        records = get_payouts().feed(after=after, limit=limit)
-        entries = FeedEntryOutput([_history_entry(r) for r in records], many=True).data
+        page = get_payouts().feed(after=after, limit=limit)
         headers = {}
-        if len(records) == limit:
+        if len(page) == limit:
             next_url = replace_query_param(
-                request.build_absolute_uri(), "after", str(records[-1].position)
+                request.build_absolute_uri(), "after", str(page[-1].position)
             )
             headers["Link"] = f'<{next_url}>; rel="next"'
-        if request.accepted_renderer.format == "ndjson":
+        if ndjson:
             response = StreamingHttpResponse(
-                (json.dumps(entry).encode() + b"\n" for entry in entries),
-                content_type="application/x-ndjson",
+                _ndjson(page, limit), content_type="application/x-ndjson"
             )
             for name, value in headers.items():
                 response[name] = value
             return response
+        entries = FeedEntryOutput([_history_entry(r) for r in page], many=True).data
         return Response(entries, headers=headers)

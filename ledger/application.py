@@ -6,7 +6,11 @@ import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.application import (
+    AggregateNotFoundError,
+    Application,
+    project_aggregate,
+)
 from eventsourcing.persistence import IntegrityError, Transcoding
 
 from ledger.chain import event_hash
@@ -31,7 +35,7 @@ from ledger.values import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Callable, Iterator, Mapping
     from datetime import datetime
     from decimal import Decimal
 
@@ -227,14 +231,7 @@ class Payouts(Application[uuid.UUID]):
         as_of: datetime | None = None,
     ) -> PayoutSnapshot:
         if as_of is not None:
-            versions = [
-                e.originator_version
-                for e in self.events.get(payout_id)
-                if e.timestamp <= as_of
-            ]
-            if not versions or (version is not None and version > versions[-1]):
-                raise PayoutNotFound(payout_id)  # not yet, or not that version yet
-            version = versions[-1] if version is None else version
+            return _snapshot(self._replay_as_of(payout_id, as_of, version))
         if version is not None and version < 1:
             raise PayoutNotFound(payout_id)
         payout = self._load(payout_id, version=version)
@@ -254,6 +251,23 @@ class Payouts(Application[uuid.UUID]):
         )
         return [_record(self.mapper.to_domain_event(n), n.id) for n in notifications]
 
+    def iter_feed(self, *, after: int, batch: int = 500) -> Iterator[EventRecord]:
+        """Every event after `after` committed before the first read, `batch` at a time.
+
+        Memory stays at one batch however long the feed; events committed while the
+        caller iterates are left for its next call (the end is fixed at the start).
+        """
+        stop = self.recorder.max_notification_id()
+        while stop is not None and after < stop:
+            notifications = self.recorder.select_notifications(
+                start=after, limit=batch, stop=stop, inclusive_of_start=False
+            )
+            if not notifications:
+                return
+            for n in notifications:
+                yield _record(self.mapper.to_domain_event(n), n.id)
+            after = notifications[-1].id
+
     # Internals
 
     def _load(self, payout_id: uuid.UUID, version: int | None = None) -> Payout:
@@ -261,6 +275,27 @@ class Payouts(Application[uuid.UUID]):
             payout: Payout = self.repository.get(payout_id, version=version)
         except AggregateNotFoundError:
             raise PayoutNotFound(payout_id) from None
+        return payout
+
+    def _replay_as_of(
+        self, payout_id: uuid.UUID, as_of: datetime, version: int | None
+    ) -> Payout:
+        """The payout at its last version recorded at or before `as_of` (or at
+        `version`, if that existed by then): one read of the stream."""
+        events = list(self.events.get(payout_id))
+        existing = [i for i, e in enumerate(events) if e.timestamp <= as_of]
+        if not existing:
+            raise PayoutNotFound(payout_id)  # not yet
+        last = existing[-1]
+        if version is not None:
+            if not 1 <= version <= events[last].originator_version:
+                raise PayoutNotFound(payout_id)  # not that version, or not yet
+            last = next(
+                i for i, e in enumerate(events) if e.originator_version == version
+            )
+        payout: Payout | None = project_aggregate(None, events[: last + 1])
+        if payout is None:
+            raise PayoutNotFound(payout_id)
         return payout
 
     def _change(self, payout_id: uuid.UUID, decide: Callable[[Payout], T]) -> Payout:

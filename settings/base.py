@@ -142,6 +142,10 @@ PROJECTION_LAG_LIMIT = env.float("PROJECTION_LAG_LIMIT", default=30.0)
 # Signs ledger checkpoints; keep it apart from CIPHER_KEY(S) and SECRET_KEY.
 AUDIT_HMAC_KEY = env.str("AUDIT_HMAC_KEY", default="")
 STUCK_PAYOUT_AFTER = env.int("STUCK_PAYOUT_AFTER", default=120)
+# GET payouts/?as_of=: candidates replayed from the event store per request, at most.
+AS_OF_SCAN_LIMIT = env.int("AS_OF_SCAN_LIMIT", default=1000)
+# GET events/?limit=all (NDJSON): events read from the store per batch.
+EVENT_FEED_BATCH = env.int("EVENT_FEED_BATCH", default=500)
 DEMO_ADMIN_USERNAME = env.str("DEMO_ADMIN_USERNAME", default="admin")
 
 from settings.admin import *  # noqa: E402, F403
