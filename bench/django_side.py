@@ -51,10 +51,16 @@ def issue_key(username: str) -> dict[str, Any]:
     return {"api_key": plain, "prefix": key.prefix, "username": username}
 
 
-def seed(rows: int, batch: int, rng_seed: int) -> dict[str, Any]:
+def seed(
+    rows: int,
+    batch: int,
+    rng_seed: int,
+    mix: tuple[tuple[str, float], ...] = MIX,
+) -> dict[str, Any]:
     """Write `rows` payouts through the ledger application, `batch` aggregates per
-    save; then move a share of them on (start_processing/complete/fail/cancel) with a
-    second bulk save, so their status events come later in the log, as in real life."""
+    save; then move a share of them on (start_processing/complete/fail/cancel, shares
+    as in `mix`) with a second bulk save, so their status events come later in the
+    log, as in real life."""
     from ledger.apps import get_payouts
     from ledger.payout import Actor, Payout
     from ledger.values import bank_account_recipient, card_recipient
@@ -70,7 +76,7 @@ def seed(rows: int, batch: int, rng_seed: int) -> dict[str, Any]:
     weights = [w for _, w in CURRENCIES]
     thresholds: list[tuple[float, str]] = []
     acc = 0.0
-    for status, share in MIX:
+    for status, share in mix:
         acc += share
         thresholds.append((acc, status))
 

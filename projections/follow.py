@@ -24,6 +24,22 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
+def advisory_key(name: str) -> int:
+    """The bigint of a PostgreSQL advisory lock named `name` (stable across processes)."""
+    return int.from_bytes(
+        hashlib.sha256(name.encode()).digest()[:8], "big", signed=True
+    )
+
+
+def direct_connection() -> psycopg.Connection:
+    """An autocommit connection to Django's database of its own: session locks taken
+    on it live exactly as long as it does, whatever Django does with its connections."""
+    params = connections["default"].get_connection_params()
+    params.pop("cursor_factory", None)
+    params.pop("context", None)
+    return psycopg.connect(**params, autocommit=True)
+
+
 class _PostgresSignals:
     """LISTEN for the event store's NOTIFY, and hold an advisory lock naming the follower.
 
@@ -32,17 +48,12 @@ class _PostgresSignals:
     """
 
     def __init__(self, name: str, channel: str) -> None:
-        self.key = int.from_bytes(
-            hashlib.sha256(name.encode()).digest()[:8], "big", signed=True
-        )
+        self.key = advisory_key(name)
         self.channel = channel
         self.conn: psycopg.Connection | None = None
 
     def acquire(self, stop: threading.Event) -> bool:
-        params = connections["default"].get_connection_params()
-        params.pop("cursor_factory", None)
-        params.pop("context", None)
-        self.conn = psycopg.connect(**params, autocommit=True)
+        self.conn = direct_connection()
         while not stop.is_set():
             row = self.conn.execute(
                 "SELECT pg_try_advisory_lock(%s)", (self.key,)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from django.db import connection
 from eventsourcing.utils import get_topic
 
 from ledger.application import masked_data
@@ -12,6 +13,8 @@ from ledger.values import PayoutStatus
 from projections.models import PayoutView
 
 if TYPE_CHECKING:
+    from uuid import UUID
+
     from projections.runner import Batch
 
 _STATUS_AFTER: dict[type, PayoutStatus] = {
@@ -23,42 +26,111 @@ _STATUS_AFTER: dict[type, PayoutStatus] = {
 
 
 class PayoutViewProjection:
+    """Writes PayoutView rows; `model` and `name` point it at another table with the
+    same columns and another position (the shadow table of a rebuild)."""
+
     name = "payout_view"
     topics = tuple(get_topic(cls) for cls in (Payout.Created, *_STATUS_AFTER))
+    model: Any = PayoutView
+
+    def __init__(self, *, model: Any = None, name: str | None = None) -> None:
+        if model is not None:
+            self.model = model
+        if name is not None:
+            self.name = name
 
     def handle(self, batch: Batch) -> None:
-        # Created is always version 1, so inserting every Created first keeps each
-        # payout's events in order; both writes are idempotent (conflicts ignored,
-        # updates guarded by version), so a replayed batch changes nothing.
-        PayoutView.objects.bulk_create(
-            [
-                _row(event, position)
-                for event, position in batch
-                if isinstance(event, Payout.Created)
-            ],
-            ignore_conflicts=True,
-        )
+        # Both writes are idempotent (conflicts ignored, updates guarded by version),
+        # so a replayed batch changes nothing. A payout created in this batch, and
+        # not in the table yet, is inserted with its later events of the batch
+        # already folded in; the rest is one guarded update per payout (Failed is
+        # final, so the last change of a payout carries any failure fields).
+        created = {
+            event.originator_id: _row(self.model, event, position)
+            for event, position in batch
+            if isinstance(event, Payout.Created)
+        }
+        if created:
+            present = self.model.objects.filter(id__in=list(created))
+            for payout_id in present.values_list("id", flat=True):
+                del created[payout_id]
+        changes: dict[UUID, dict[str, Any]] = {}
         for event, position in batch:
             status = _STATUS_AFTER.get(type(event))
             if status is None:
                 continue
-            changes = {
+            change: dict[str, Any] = {
                 "status": status.value,
                 "version": event.originator_version,
                 "updated_at": event.timestamp,
                 "position": position,
             }
             if isinstance(event, Payout.Failed):
-                changes["failure_code"] = event.code
-                changes["failure_message"] = event.message[:500]
-            PayoutView.objects.filter(
-                id=event.originator_id, version__lt=event.originator_version
-            ).update(**changes)
+                change["failure_code"] = event.code
+                change["failure_message"] = event.message[:500]
+            row = created.get(event.originator_id)
+            if row is not None and row.version < event.originator_version:
+                for field, value in change.items():
+                    setattr(row, field, value)
+            else:
+                changes.setdefault(event.originator_id, {}).update(change)
+        self.model.objects.bulk_create(created.values(), ignore_conflicts=True)
+        if connection.vendor == "postgresql":
+            self._update_all(changes)
+        else:
+            for payout_id, change in changes.items():
+                self.model.objects.filter(
+                    id=payout_id, version__lt=change["version"]
+                ).update(**change)
+
+    def _update_all(self, changes: dict[UUID, dict[str, Any]]) -> None:
+        """PostgreSQL: every guarded update of the batch in one statement."""
+        if not changes:
+            return
+        columns = {f: self.model._meta.get_field(f).column for f in _UPDATED}
+        q = connection.ops.quote_name
+        sets = ", ".join(
+            f"{q(columns[f])} = v.{f}"
+            for f in ("status", "version", "updated_at", "position")
+        )
+        sets += "".join(
+            f", {q(columns[f])} = CASE WHEN v.failed THEN v.{f} "
+            f"ELSE t.{q(columns[f])} END"
+            for f in ("failure_code", "failure_message")
+        )
+        items = list(changes.items())
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {q(self.model._meta.db_table)} AS t SET {sets} "
+                "FROM unnest(%s::uuid[], %s::varchar[], %s::integer[], "
+                "%s::timestamptz[], %s::bigint[], %s::boolean[], %s::varchar[], "
+                "%s::varchar[]) AS v(id, status, version, updated_at, position, "
+                "failed, failure_code, failure_message) "
+                f"WHERE t.{q(columns['id'])} = v.id "
+                f"AND t.{q(columns['version'])} < v.version",
+                [
+                    [payout_id for payout_id, _ in items],
+                    *([c[f] for _, c in items] for f in _UPDATED[1:5]),
+                    ["failure_code" in c for _, c in items],
+                    *([c.get(f) for _, c in items] for f in _UPDATED[5:]),
+                ],
+            )
 
 
-def _row(event: Payout.Created, position: int) -> PayoutView:
+_UPDATED = (
+    "id",
+    "status",
+    "version",
+    "updated_at",
+    "position",
+    "failure_code",
+    "failure_message",
+)
+
+
+def _row(model: Any, event: Payout.Created, position: int) -> PayoutView:
     data = masked_data(event)
-    return PayoutView(
+    return model(
         id=event.originator_id,
         status=PayoutStatus.PENDING.value,
         amount=event.amount,

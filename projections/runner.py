@@ -29,12 +29,19 @@ class Follower(Protocol):
     def handle(self, batch: Batch) -> None: ...
 
 
-def catch_up(payouts: Payouts, follower: Follower, *, batch_size: int = 500) -> int:
+def catch_up(
+    payouts: Payouts,
+    follower: Follower,
+    *,
+    batch_size: int = 500,
+    stop: int | None = None,
+) -> int:
     """Apply the next batch of notifications and advance the position, atomically.
 
     The position row is locked first, so two runners of one follower take turns; any
     error rolls the whole batch back and propagates: the follower stays put, and the
-    error shows instead of an event being skipped.
+    error shows instead of an event being skipped. With `stop`, nothing after that
+    notification id is applied.
     """
     recorder = DjangoTrackingRecorder(follower.name)
     with transaction.atomic():
@@ -42,6 +49,7 @@ def catch_up(payouts: Payouts, follower: Follower, *, batch_size: int = 500) -> 
         notifications = payouts.recorder.select_notifications(
             start=position,
             limit=batch_size,
+            stop=stop,
             topics=follower.topics,
             inclusive_of_start=False,
         )
@@ -55,9 +63,16 @@ def catch_up(payouts: Payouts, follower: Follower, *, batch_size: int = 500) -> 
     return len(notifications)
 
 
-def drain(payouts: Payouts, follower: Follower, *, batch_size: int = 500) -> int:
-    """Catch up until nothing is left; returns how many events were applied."""
+def drain(
+    payouts: Payouts,
+    follower: Follower,
+    *,
+    batch_size: int = 500,
+    stop: int | None = None,
+) -> int:
+    """Catch up until nothing is left (up to `stop`); returns how many events were
+    applied."""
     total = 0
-    while applied := catch_up(payouts, follower, batch_size=batch_size):
+    while applied := catch_up(payouts, follower, batch_size=batch_size, stop=stop):
         total += applied
     return total

@@ -1,0 +1,565 @@
+"""Rebuilding the payout read model from the first event, beside the live one.
+
+The events are projected into a shadow table by the projector's own code, while the
+live table keeps serving; the shadow is then checked against a replay of every stream
+(each payout folded from its events by the aggregate itself, not by the projector) and
+swapped in atomically. Every step reads and writes in batches: memory stays constant
+whatever the size of the ledger.
+
+PostgreSQL: the shadow is `CREATE TABLE ... (LIKE live INCLUDING ALL EXCLUDING
+INDEXES)` plus its primary key; the secondary indexes are built after the load, under
+temporary names. The swap is one transaction: lock the live projector's position row
+(it waits there), project and check the last events, drop the live table, rename the
+shadow and its indexes to the names Django's migrations know, move the live position
+to the shadow's. The projector then continues into the new table.
+
+SQLite (embedded mode): the same shadow table, made by Django's schema editor; the
+swap transaction holds SQLite's write lock (readers keep reading the old table in WAL
+mode) and creates the indexes under their own names after the rename, because SQLite
+cannot rename an index.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from itertools import groupby
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+from uuid import UUID
+
+from django.apps.registry import Apps
+from django.conf import settings
+from django.db import OperationalError, connection, models, transaction
+from eventsourcing.persistence import StoredEvent
+from eventsourcing.utils import get_topic
+from psycopg import sql
+
+from ledger.payout import Payout
+from projections.follow import advisory_key, direct_connection
+from projections.models import PayoutView, Position
+from projections.projectors import PayoutViewProjection
+from projections.runner import catch_up
+from projections.selectors import position_of
+from projections.tracking import DjangoTrackingRecorder
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Sequence
+
+    from ledger.application import Payouts
+    from projections.runner import Batch
+
+logger = logging.getLogger(__name__)
+
+LIVE_TABLE = PayoutView._meta.db_table
+SHADOW_TABLE = f"{LIVE_TABLE}_rebuild"
+SHADOW_NAME = f"{PayoutViewProjection.name}_rebuild"
+LOCK_NAME = "rebuild_projections"
+CREATED_TOPIC = get_topic(Payout.Created)
+# What the check compares, for every payout: everything the projection holds.
+FIELDS = (
+    "status",
+    "version",
+    "amount",
+    "currency",
+    "recipient_type",
+    "recipient",
+    "description",
+    "failure_code",
+    "failure_message",
+    "created_at",
+    "updated_at",
+    "position",
+)
+
+
+class RebuildError(Exception):
+    """The rebuild stopped; the live table and its position are untouched."""
+
+
+class RebuildInProgress(RebuildError):
+    def __init__(self) -> None:
+        super().__init__("another rebuild_projections is running")
+
+
+class Discrepancy(RebuildError):
+    def __init__(self, payout_id: UUID, problem: str) -> None:
+        super().__init__(f"payout {payout_id}: {problem}")
+        self.payout_id = payout_id
+        self.problem = problem
+
+
+@dataclass(frozen=True)
+class Summary:
+    events: int
+    payouts: int
+    position: int
+    seconds: float
+    phases: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def events_per_second(self) -> float:
+        return self.events / self.seconds if self.seconds else 0.0
+
+
+class Bar(Protocol):
+    def update(self, n: int) -> Any: ...
+
+    def close(self) -> Any: ...
+
+
+# Called once per phase ("project", "check") with that phase's total.
+ProgressFactory = Callable[[str, int], Bar]
+
+
+class _NoBar:
+    def update(self, n: int) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _shadow_model(table: str) -> Any:
+    """PayoutView's fields on another table, in a registry of its own: neither the
+    migrations nor the admin ever see it."""
+    attrs: dict[str, Any] = {f.name: f.clone() for f in PayoutView._meta.local_fields}
+    attrs["__module__"] = __name__
+    attrs["Meta"] = type(
+        "Meta",
+        (),
+        {
+            "app_label": "projections",
+            "db_table": table,
+            "managed": False,
+            "apps": Apps(),
+        },
+    )
+    return type("PayoutViewShadow", (models.Model,), attrs)
+
+
+PayoutViewShadow = _shadow_model(SHADOW_TABLE)
+
+
+def rebuild(
+    payouts: Payouts,
+    *,
+    batch_size: int = 2000,
+    progress: ProgressFactory | None = None,
+    projection: type[PayoutViewProjection] = PayoutViewProjection,
+    lock_timeout: float = 30.0,
+) -> Summary:
+    """Rebuild, check and swap in PayoutView; raises RebuildError (the live table is
+    then untouched) when another rebuild runs, the check fails or a lock times out.
+    On a failed check the shadow table stays for inspection; the next run replaces it."""
+    if connection.in_atomic_block:
+        raise RebuildError("rebuild runs its own transactions: call it outside one")
+    with rebuild_lock():
+        return Rebuild(
+            payouts,
+            batch_size=batch_size,
+            progress=progress,
+            projection=projection,
+            lock_timeout=lock_timeout,
+        ).run()
+
+
+@contextlib.contextmanager
+def rebuild_lock() -> Iterator[None]:
+    """One rebuild at a time: a PostgreSQL advisory lock (not the projector's), or an
+    exclusive file lock in embedded mode. Refuses at once rather than queueing."""
+    if settings.IS_POSTGRES:
+        conn = direct_connection()
+        try:
+            key = advisory_key(LOCK_NAME)
+            row = conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()
+            if not (row and row[0]):
+                raise RebuildInProgress
+            yield
+        finally:
+            conn.close()  # ends the session, and the lock with it
+        return
+    path = Path(settings.RUN_DIR) / f"{LOCK_NAME}.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RebuildInProgress from None
+        yield
+
+
+class _Shadow:
+    """The shadow projection as a follower; counts what it applied and, when asked,
+    checks every payout a batch touched against the replay, inside the batch's
+    transaction."""
+
+    def __init__(self, projection: PayoutViewProjection, check: Check) -> None:
+        self.projection = projection
+        self.name = projection.name
+        self.topics = projection.topics
+        self.check = check
+        self.verify = False
+        self.position = 0
+        self.events = 0
+
+    def handle(self, batch: Batch) -> None:
+        self.projection.handle(batch)
+        self.position = batch[-1][1]
+        self.events += len(batch)
+        if self.verify:
+            ids = sorted({event.originator_id for event, _ in batch})
+            rows = PayoutViewShadow.objects.in_bulk(ids)
+            self.check.compare(
+                ids, self.position, {k: _values(v) for k, v in rows.items()}
+            )
+
+
+class Rebuild:
+    """The steps of one rebuild; `run` does them all. Hold `rebuild_lock` around it."""
+
+    def __init__(
+        self,
+        payouts: Payouts,
+        *,
+        batch_size: int = 2000,
+        progress: ProgressFactory | None = None,
+        projection: type[PayoutViewProjection] = PayoutViewProjection,
+        lock_timeout: float = 30.0,
+    ) -> None:
+        self.payouts = payouts
+        self.batch_size = batch_size
+        self.progress = progress or (lambda phase, total: _NoBar())
+        self.lock_timeout = lock_timeout
+        self.check = Check(payouts, batch_size=batch_size)
+        self.shadow = _Shadow(
+            projection(model=PayoutViewShadow, name=SHADOW_NAME), self.check
+        )
+        self.postgres = connection.vendor == "postgresql"
+
+    def run(self) -> Summary:
+        started = time.perf_counter()
+        phases: dict[str, float] = {}
+
+        def timed(phase: str, work: Callable[[], object]) -> None:
+            began = time.perf_counter()
+            work()
+            phases[phase] = round(time.perf_counter() - began, 2)
+
+        timed("prepare", self.prepare)
+        timed("load", self.load)
+        timed("index", self.index)
+        timed("check", lambda: self.check.all(self.shadow.position, self.progress))
+        self.shadow.verify = True
+        timed("catch_up", self._project)  # what arrived meanwhile, checked per batch
+        timed("swap", self.swap)
+        summary = Summary(
+            events=self.shadow.events,
+            payouts=PayoutView.objects.count(),
+            position=self.shadow.position,
+            seconds=time.perf_counter() - started,
+            phases=phases,
+        )
+        logger.info(
+            "rebuilt %s: %d events, %d payouts in %.1fs",
+            LIVE_TABLE,
+            summary.events,
+            summary.payouts,
+            summary.seconds,
+        )
+        return summary
+
+    def prepare(self) -> None:
+        """An empty shadow table (a leftover of an aborted run is dropped) at position 0."""
+        with connection.cursor() as cursor:
+            cursor.execute(f"DROP TABLE IF EXISTS {_q(SHADOW_TABLE)}")
+            if self.postgres:
+                cursor.execute(
+                    f"CREATE TABLE {_q(SHADOW_TABLE)} (LIKE {_q(LIVE_TABLE)} "
+                    "INCLUDING ALL EXCLUDING INDEXES)"
+                )
+                cursor.execute(
+                    f"ALTER TABLE {_q(SHADOW_TABLE)} ADD CONSTRAINT "
+                    f"{_q(SHADOW_TABLE + '_pkey')} PRIMARY KEY (id)"
+                )
+        if not self.postgres:
+            with connection.schema_editor() as editor:
+                editor.create_model(PayoutViewShadow)
+        Position.objects.filter(name=SHADOW_NAME).delete()
+
+    def load(self) -> None:
+        """Project every event there is now into the shadow, with a progress bar."""
+        top = self.payouts.recorder.max_notification_id() or 0
+        self._project(self.progress("project", top))
+
+    def index(self) -> None:
+        """PostgreSQL: build the secondary indexes once, after the load (faster than
+        maintaining them row by row), then vacuum and analyze, since autovacuum may be
+        off. SQLite creates its indexes in the swap."""
+        if not self.postgres:
+            return
+        editor = connection.schema_editor()  # only renders SQL here
+        with connection.cursor() as cursor:
+            for index in PayoutView._meta.indexes:
+                temporary = _renamed(index, _temporary(index.name))
+                cursor.execute(str(temporary.create_sql(PayoutViewShadow, editor)))
+            cursor.execute(f"VACUUM (ANALYZE) {_q(SHADOW_TABLE)}")
+
+    def swap(self) -> None:
+        """Lock the live projector out, project and check the last events, swap."""
+        try:
+            self._swap()
+        except OperationalError as exc:  # a lock timeout, most likely
+            raise RebuildError(f"the swap failed: {exc}") from exc
+        if not self.postgres:
+            with connection.cursor() as cursor:
+                cursor.execute(f"ANALYZE {_q(LIVE_TABLE)}")
+
+    def _swap(self) -> None:
+        with transaction.atomic(), connection.cursor() as cursor:
+            if self.postgres:
+                cursor.execute(
+                    "SELECT set_config('lock_timeout', %s, true)",
+                    [f"{int(self.lock_timeout * 1000)}ms"],
+                )
+            live = DjangoTrackingRecorder(PayoutViewProjection.name).lock()
+            stop = self.payouts.recorder.max_notification_id() or 0
+            self._project(stop=stop)
+            self.shadow.position = position_of(SHADOW_NAME)
+            if self.shadow.position < live:
+                raise RebuildError(
+                    f"the shadow is at {self.shadow.position}, behind the live "
+                    f"projection at {live}"
+                )
+            if self.postgres:
+                self._swap_postgres(cursor)
+            else:
+                self._swap_sqlite(cursor)
+            Position.objects.filter(name=PayoutViewProjection.name).update(
+                position=self.shadow.position
+            )
+            Position.objects.filter(name=SHADOW_NAME).delete()
+
+    def _swap_postgres(self, cursor: Any) -> None:
+        pkey = _primary_key_name(cursor, LIVE_TABLE)
+        cursor.execute(f"DROP TABLE {_q(LIVE_TABLE)}")
+        cursor.execute(f"ALTER TABLE {_q(SHADOW_TABLE)} RENAME TO {_q(LIVE_TABLE)}")
+        cursor.execute(
+            f"ALTER TABLE {_q(LIVE_TABLE)} RENAME CONSTRAINT "
+            f"{_q(SHADOW_TABLE + '_pkey')} TO {_q(pkey)}"
+        )
+        for index in PayoutView._meta.indexes:
+            cursor.execute(
+                f"ALTER INDEX {_q(_temporary(index.name))} RENAME TO {_q(index.name)}"
+            )
+
+    def _swap_sqlite(self, cursor: Any) -> None:
+        cursor.execute(f"DROP TABLE {_q(LIVE_TABLE)}")
+        cursor.execute(f"ALTER TABLE {_q(SHADOW_TABLE)} RENAME TO {_q(LIVE_TABLE)}")
+        editor = connection.schema_editor()  # only renders SQL here
+        for index in PayoutView._meta.indexes:
+            cursor.execute(str(index.create_sql(PayoutView, editor)))
+
+    def _project(self, bar: Bar | None = None, *, stop: int | None = None) -> None:
+        bar = bar or _NoBar()
+        try:
+            while True:
+                before = self.shadow.position
+                applied = catch_up(
+                    self.payouts, self.shadow, batch_size=self.batch_size, stop=stop
+                )
+                bar.update(self.shadow.position - before)
+                if applied < self.batch_size:
+                    break
+        finally:
+            bar.close()
+
+
+class Check:
+    """The shadow against a replay of the event store, at a position: every payout
+    folded from its events by the Payout aggregate, compared field by field."""
+
+    def __init__(self, payouts: Payouts, *, batch_size: int) -> None:
+        self.payouts = payouts
+        self.store = _EventStore(payouts)
+        self.batch_size = batch_size
+
+    def all(self, position: int, progress: ProgressFactory) -> int:
+        """Walk the streams in id order, a batch at a time, beside the shadow rows of
+        the same id range: a missing, extra or different row raises Discrepancy."""
+        bar = progress("check", PayoutViewShadow.objects.count())
+        checked = 0
+        after: UUID | None = None
+        try:
+            while ids := self.store.stream_ids(after, position, self.batch_size):
+                rows = PayoutViewShadow.objects.filter(id__lte=ids[-1])
+                if after is not None:
+                    rows = rows.filter(id__gt=after)
+                self.compare(ids, position, {r["id"]: r for r in rows.values()})
+                after = ids[-1]
+                checked += len(ids)
+                bar.update(len(ids))
+            rest = PayoutViewShadow.objects.order_by("id")
+            if after is not None:
+                rest = rest.filter(id__gt=after)
+            extra = rest.values_list("id", flat=True).first()
+            if extra is not None:
+                raise Discrepancy(extra, "a row without a stream in the event store")
+        finally:
+            bar.close()
+        return checked
+
+    def compare(
+        self, ids: Sequence[UUID], position: int, rows: dict[UUID, dict[str, Any]]
+    ) -> None:
+        expected = dict(self.replay(ids, position))
+        for payout_id in sorted(set(expected) | set(rows)):
+            want, got = expected.get(payout_id), rows.get(payout_id)
+            if got is None:
+                raise Discrepancy(payout_id, "no row for this stream")
+            if want is None:
+                raise Discrepancy(
+                    payout_id, "a row without a stream in the event store"
+                )
+            for name in FIELDS:
+                if got[name] != want[name]:
+                    raise Discrepancy(
+                        payout_id,
+                        f"{name} is {got[name]!r}, the replay says {want[name]!r}",
+                    )
+
+    def replay(
+        self, ids: Sequence[UUID], position: int
+    ) -> Iterator[tuple[UUID, dict[str, Any]]]:
+        events = self.store.events_of(ids, position)
+        for payout_id, stream in groupby(events, key=lambda e: e[1].originator_id):
+            stored = list(stream)
+            payout: Any = None
+            for _, event in stored:  # what Repository.get does, minus a slow assert
+                payout = self.payouts.mapper.to_domain_event(event).mutate(payout)  # type: ignore[attr-defined]
+            yield UUID(str(payout_id)), _expected(payout, stored[-1][0])
+
+
+def _expected(payout: Any, position: int) -> dict[str, Any]:
+    if not isinstance(payout, Payout):
+        return {"status": f"not a payout: {type(payout).__name__}"}
+    message = payout.failure_message
+    return {
+        "status": payout.status.value,
+        "version": payout.version,
+        "amount": payout.money.amount,
+        "currency": payout.money.currency,
+        "recipient_type": payout.recipient.type,
+        "recipient": payout.recipient.masked(),
+        "description": payout.description,
+        "failure_code": payout.failure_code,
+        "failure_message": message[:500] if message is not None else None,
+        "created_at": payout.created_on,
+        "updated_at": payout.modified_on,
+        "position": position,
+    }
+
+
+def _values(row: models.Model) -> dict[str, Any]:
+    return {name: getattr(row, name) for name in FIELDS}
+
+
+class _EventStore:
+    """Reads of the event table that the library's recorder does not offer: streams
+    in id order up to a notification id, and the events of a batch of streams."""
+
+    def __init__(self, payouts: Payouts) -> None:
+        recorder: Any = payouts.recorder
+        self.datastore = recorder.datastore
+        table = recorder.events_table_name
+        self.postgres = hasattr(self.datastore, "schema")
+        if self.postgres:
+            self.table = (
+                sql.SQL("{}.{}")
+                .format(sql.Identifier(self.datastore.schema), sql.Identifier(table))
+                .as_string()
+            )
+            self.mark, self.position = "%s", "notification_id"
+        else:
+            self.table, self.mark, self.position = f'"{table}"', "?", "rowid"
+
+    def stream_ids(self, after: UUID | None, position: int, limit: int) -> list[UUID]:
+        """The next payout ids after `after`, of streams begun by `position`."""
+        m = self.mark
+        rows = self._fetch(
+            f"SELECT originator_id FROM {self.table} WHERE originator_version = 1 "
+            f"AND topic = {m} AND {self.position} <= {m} AND originator_id > {m} "
+            f"ORDER BY originator_id LIMIT {m}",
+            (CREATED_TOPIC, position, self._id(after or UUID(int=0)), limit),
+        )
+        return [_uuid(row[0]) for row in rows]
+
+    def events_of(
+        self, ids: Sequence[UUID], position: int
+    ) -> list[tuple[int, StoredEvent]]:
+        """Every event of these streams up to `position`, by stream and version."""
+        if not ids:
+            return []
+        if self.postgres:
+            among, params = "= ANY(%s)", (list(ids),)
+        else:
+            among, params = (
+                f"IN ({','.join('?' * len(ids))})",
+                tuple(i.hex for i in ids),
+            )
+        rows = self._fetch(
+            f"SELECT {self.position}, originator_id, originator_version, topic, state "
+            f"FROM {self.table} WHERE originator_id {among} "
+            f"AND {self.position} <= {self.mark} "
+            "ORDER BY originator_id, originator_version",
+            (*params, position),
+        )
+        return [
+            (
+                int(notification_id),
+                StoredEvent(
+                    originator_id=_uuid(originator_id),
+                    originator_version=int(version),
+                    topic=str(topic),
+                    state=bytes(state),
+                ),
+            )
+            for notification_id, originator_id, version, topic, state in rows
+        ]
+
+    def _id(self, value: UUID) -> Any:
+        return value if self.postgres else value.hex  # SQLite stores 32 hex digits
+
+    def _fetch(self, query: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        with self.datastore.transaction(commit=False) as cursor:
+            cursor.execute(query, params)
+            rows = cursor.fetchall()
+        # The library's psycopg connections return dicts; sqlite3 returns Rows.
+        return [tuple(r.values()) if isinstance(r, dict) else tuple(r) for r in rows]
+
+
+def _uuid(value: Any) -> UUID:
+    return value if isinstance(value, UUID) else UUID(str(value))
+
+
+def _q(name: str) -> str:
+    return connection.ops.quote_name(name)
+
+
+def _temporary(index_name: str) -> str:
+    return f"{index_name}_rebuild"
+
+
+def _renamed(index: models.Index, name: str) -> models.Index:
+    clone = index.clone()
+    clone.name = name
+    return clone
+
+
+def _primary_key_name(cursor: Any, table: str) -> str:
+    constraints = connection.introspection.get_constraints(cursor, table)
+    return next(name for name, c in constraints.items() if c["primary_key"])
