@@ -196,6 +196,15 @@ class HistoryEntryOutput(serializers.Serializer):
     data = serializers.DictField(
         help_text="The event's own fields, card number masked."
     )
+    previous_hash = serializers.CharField(
+        allow_blank=True,
+        help_text="`hash` of the payout's event before this one; 64 zeros for the "
+        "first; empty for events written before the hash chain.",
+    )
+    hash = serializers.CharField(
+        help_text="sha256 of this event's canonical fields (card number replaced by "
+        "a salted digest); see ledger/chain.py."
+    )
 
 
 class FeedEntryOutput(HistoryEntryOutput):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from typing import TYPE_CHECKING, Any
@@ -10,6 +9,7 @@ from uuid import UUID
 
 from django.conf import settings
 from django.http import StreamingHttpResponse
+from django.utils.crypto import salted_hmac
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import generics, status
@@ -79,8 +79,11 @@ def expected_version(request: Request) -> int | None:
 
 
 def fingerprint(data: Any) -> str:
+    """What an Idempotency-Key replay is compared on. Keyed (HMAC of SECRET_KEY): the
+    body holds the full card number, and a plain hash of it could be brute-forced from
+    the masked number's missing digits wherever the fingerprint is seen (exports)."""
     canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    return salted_hmac("payouts.idempotency", canonical, algorithm="sha256").hexdigest()
 
 
 class PayoutListCreateView(generics.ListAPIView):

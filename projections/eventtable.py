@@ -60,6 +60,11 @@ class EventTable:
         )
         return int(rows[0][0])  # type: ignore[call-overload]
 
+    def count_events(self, after: int | None = None, until: int | None = None) -> int:
+        where, params = self._range(after, until)
+        rows = self._rows(f"SELECT COUNT(*) FROM {self.table} WHERE 1=1{where}", params)
+        return int(rows[0][0])  # type: ignore[call-overload]
+
     def stream_ids(
         self,
         *,

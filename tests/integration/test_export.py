@@ -1,0 +1,376 @@
+"""export_events writes the event feed as NDJSON that scripts/verify_export.py checks
+offline, as an auditor would run it; any altered, removed or reordered line fails."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+from io import BytesIO, StringIO, TextIOWrapper
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from django.core.management import call_command
+
+from api.views import fingerprint
+from ledger.chain import GENESIS
+from projections.export import export_events, export_range
+from tests.conftest import TEST_ACTOR, card_payout, new_payout
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from uuid import UUID
+
+    from ledger.application import Payouts
+
+VERIFY = Path(__file__).resolve().parents[2] / "scripts" / "verify_export.py"
+CARD = "4242424242424242"
+
+
+@pytest.fixture
+def interleaved(ledger: Payouts, project: Any) -> list[UUID]:
+    """Three payouts whose events interleave: C1 C2 C3 S1 S2 S3 K1 K2 K3."""
+    ids = [
+        ledger.create_payout(new_payout(), actor=TEST_ACTOR).payout.id for _ in range(3)
+    ]
+    for payout_id in ids:
+        ledger.start_processing(payout_id, actor=TEST_ACTOR)
+    for payout_id in ids:
+        ledger.complete(payout_id, gateway_reference="ch_1", actor=TEST_ACTOR)
+    project()
+    return ids
+
+
+def export(tmp_path: Path, *args: str) -> Path:
+    path = tmp_path / "events.ndjson"
+    call_command("export_events", "--output", str(path), *args, stdout=StringIO())
+    return path
+
+
+def run_verify(path: Path) -> tuple[int, str]:
+    done = subprocess.run(
+        [sys.executable, "-I", str(VERIFY), str(path)],  # -I: no project on sys.path
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    return done.returncode, done.stdout + done.stderr
+
+
+def lines_of(path: Path) -> list[bytes]:
+    return path.read_bytes().splitlines(keepends=True)
+
+
+def events_of(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in lines_of(path)[:-1]]
+
+
+def edit(line: bytes, change: Callable[[dict[str, Any]], None]) -> bytes:
+    record = json.loads(line)
+    change(record)
+    return json.dumps(record, ensure_ascii=False).encode() + b"\n"
+
+
+def flip(text: str) -> str:
+    return text[:-1] + ("0" if text[-1] != "0" else "1")
+
+
+def reseal(events: list[bytes], original_end: bytes) -> list[bytes]:
+    """What a forger would add: a count and digest recomputed over the edited lines."""
+    end = json.loads(original_end)
+    end["count"] = len(events)
+    end["digest"] = hashlib.sha256(b"".join(events)).hexdigest()
+    return [*events, json.dumps(end).encode() + b"\n"]
+
+
+def test_an_export_verifies_offline_with_exit_code_zero(
+    interleaved: list[UUID], tmp_path: Path
+) -> None:
+    # when
+    path = export(tmp_path)
+    code, output = run_verify(path)
+    # then
+    assert code == 0, output
+    assert "OK: 9 events of 3 payouts" in output
+    assert "0 unlinked" in output
+
+
+def test_each_line_carries_the_fields_its_hash_covers_and_links_to_the_one_before(
+    interleaved: list[UUID], ledger: Payouts, tmp_path: Path
+) -> None:
+    # when
+    events = events_of(export(tmp_path))
+    # then
+    first = events[0]
+    assert list(first) == [
+        "position",
+        "payout_id",
+        "version",
+        "type",
+        "occurred_at",
+        "actor",
+        "request_id",
+        "data",
+        "previous_hash",
+        "hash",
+        "chain_fields",
+    ]
+    assert first["previous_hash"] == GENESIS
+    assert first["data"]["recipient_details"]["number"] == "424242******4242"
+    history = ledger.history(interleaved[0])
+    assert [e["hash"] for e in events if e["payout_id"] == str(interleaved[0])] == [
+        r.hash for r in history
+    ]
+    assert [e["position"] for e in events] == [
+        r.position for r in ledger.feed(after=0, limit=100)
+    ]
+
+
+def mutate_amount(lines: list[bytes]) -> list[bytes]:
+    lines[0] = edit(lines[0], lambda r: r["data"].update(amount="1600.00"))
+    return lines
+
+
+def mutate_hash(lines: list[bytes]) -> list[bytes]:
+    lines[1] = edit(lines[1], lambda r: r.update(hash=flip(r["hash"])))
+    return lines
+
+
+def mutate_chain_field(lines: list[bytes]) -> list[bytes]:
+    lines[2] = edit(
+        lines[2], lambda r: r["chain_fields"].update(currency="EUX", amount="1500.01")
+    )
+    return lines
+
+
+def mutate_previous_hash(lines: list[bytes]) -> list[bytes]:
+    lines[6] = edit(
+        lines[6], lambda r: r.update(previous_hash=flip(r["previous_hash"]))
+    )
+    return lines
+
+
+def delete_line(lines: list[bytes]) -> list[bytes]:
+    del lines[4]
+    return lines
+
+
+def reorder_lines(lines: list[bytes]) -> list[bytes]:
+    lines[3], lines[4] = lines[4], lines[3]
+    return lines
+
+
+EVENT_TAMPERING = [
+    mutate_amount,
+    mutate_hash,
+    mutate_chain_field,
+    mutate_previous_hash,
+    delete_line,
+    reorder_lines,
+]
+
+
+@pytest.mark.parametrize("resealed", [False, True], ids=["as-is", "digest-redone"])
+@pytest.mark.parametrize("tamper", EVENT_TAMPERING, ids=lambda f: f.__name__)
+def test_tampering_with_events_fails_even_with_a_recomputed_digest(
+    interleaved: list[UUID],
+    tmp_path: Path,
+    tamper: Callable[[list[bytes]], list[bytes]],
+    resealed: bool,
+) -> None:
+    # given
+    path = export(tmp_path)
+    *events, end = lines_of(path)
+    # when
+    events = tamper(events)
+    path.write_bytes(b"".join(reseal(events, end) if resealed else [*events, end]))
+    code, output = run_verify(path)
+    # then
+    assert code == 1
+    assert output.startswith("INVALID: line ")
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"digest": "0" * 64}, "digest does not match the lines before it"),
+        ({"count": 8}, "count says 8, the file has 9"),
+    ],
+)
+def test_an_altered_summary_line_fails(
+    interleaved: list[UUID], tmp_path: Path, change: dict[str, Any], message: str
+) -> None:
+    # given
+    path = export(tmp_path)
+    *events, end = lines_of(path)
+    # when
+    end = edit(end, lambda r: r.update(change))
+    path.write_bytes(b"".join([*events, end]))
+    code, output = run_verify(path)
+    # then
+    assert code == 1
+    assert message in output
+
+
+def test_one_character_changed_anywhere_in_any_line_fails(
+    interleaved: list[UUID], tmp_path: Path
+) -> None:
+    # given
+    original = lines_of(export(tmp_path))
+    for index, line in enumerate(original):
+        for at in (len(line) // 3, len(line) // 2, len(line) - 3):
+            lines = list(original)
+            swapped = b"0" if line[at : at + 1] != b"0" else b"1"
+            lines[index] = line[:at] + swapped + line[at + 1 :]
+            path = tmp_path / f"altered-{index}-{at}.ndjson"
+            path.write_bytes(b"".join(lines))
+            # when
+            code, output = run_verify(path)
+            # then
+            assert code == 1, (index, at, output)
+
+
+def test_the_first_problem_names_its_line_and_payout(
+    interleaved: list[UUID], tmp_path: Path
+) -> None:
+    # given
+    path = export(tmp_path)
+    lines = mutate_hash(lines_of(path))
+    path.write_bytes(b"".join(lines))
+    # when
+    code, output = run_verify(path)
+    # then
+    assert code == 1
+    assert output.strip() == (
+        f"INVALID: line 2 (payout {interleaved[1]}): hash does not match chain_fields"
+    )
+
+
+def test_after_and_until_select_positions_and_streams_started_before_are_unlinked(
+    interleaved: list[UUID], tmp_path: Path
+) -> None:
+    # given
+    positions = [e["position"] for e in events_of(export(tmp_path))]
+    # when
+    path = export(tmp_path, "--after", str(positions[3]), "--until", str(positions[7]))
+    code, output = run_verify(path)
+    # then: S2 S3 K1 K2 are in; S2, S3 and K1 start before the export
+    assert [e["position"] for e in events_of(path)] == positions[4:8]
+    assert json.loads(lines_of(path)[-1]) | {"digest": ""} == {
+        "count": 4,
+        "digest": "",
+        "after": positions[3],
+        "until": positions[7],
+    }
+    assert code == 0, output
+    assert "3 unlinked (starts before the export)" in output
+
+
+def test_a_full_export_missing_a_streams_first_events_fails(
+    interleaved: list[UUID], tmp_path: Path
+) -> None:
+    # given: an export from the start whose Created line was dropped and resealed
+    path = export(tmp_path)
+    *events, end = lines_of(path)
+    path.write_bytes(b"".join(reseal(events[1:], end)))
+    # when
+    code, output = run_verify(path)
+    # then
+    assert code == 1
+    assert "starts at version 2" in output
+
+
+def test_the_export_holds_no_card_number_nor_a_hash_that_gives_it_away(
+    ledger: Payouts, tmp_path: Path
+) -> None:
+    # given: created through an idempotency key, as the API does
+    body = card_payout()
+    request_fingerprint = fingerprint(body)
+    ledger.create_payout(
+        new_payout(),
+        actor=TEST_ACTOR,
+        idempotency_key="key-1",
+        request_fingerprint=request_fingerprint,
+    )
+    ledger.create_payout(new_payout(), actor=TEST_ACTOR)
+    # when
+    path = export(tmp_path)
+    text = path.read_text()
+    code, output = run_verify(path)
+    # then
+    unkeyed = hashlib.sha256(
+        json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+    ).hexdigest()
+    assert CARD not in text
+    assert unkeyed not in text  # what could be brute-forced from the masked number
+    assert code == 0, output
+
+
+def test_the_export_streams_in_batches_writing_each_event_once(
+    interleaved: list[UUID], ledger: Payouts, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given: a spy on the reads, noting how many lines were written before each
+    written: list[bytes] = []
+    reads: list[int] = []
+    select = ledger.recorder.select_notifications
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        reads.append(len(written))
+        return select(*args, **kwargs)
+
+    monkeypatch.setattr(ledger.recorder, "select_notifications", spy)
+    after, until = export_range(ledger, None, None)
+    # when
+    summary = export_events(ledger, written.append, after=after, until=until, batch=2)
+    # then
+    positions = [json.loads(line)["position"] for line in written[:-1]]
+    assert positions == sorted(set(positions)) and len(positions) == 9
+    assert summary.count == 9
+    assert reads == [0, 2, 4, 6, 8]  # each batch written before the next is read
+
+
+@pytest.mark.parametrize("binary", [True, False], ids=["bytes", "text"])
+def test_without_output_the_export_goes_to_stdout(
+    interleaved: list[UUID], tmp_path: Path, binary: bool
+) -> None:
+    # given
+    out: Any = TextIOWrapper(BytesIO(), encoding="utf-8") if binary else StringIO()
+    # when
+    call_command("export_events", stdout=out)
+    # then
+    out.flush()
+    data = out.buffer.getvalue() if binary else out.getvalue().encode()
+    path = tmp_path / "stdout.ndjson"
+    path.write_bytes(data)
+    assert run_verify(path)[0] == 0
+    assert len(lines_of(path)) == 10
+
+
+def test_an_empty_range_exports_only_the_summary(
+    ledger: Payouts, tmp_path: Path
+) -> None:
+    # when
+    path = export(tmp_path)
+    code, output = run_verify(path)
+    # then
+    assert json.loads(path.read_bytes())["count"] == 0
+    assert code == 0, output
+
+
+def test_an_exports_hashes_are_those_the_history_api_shows(
+    interleaved: list[UUID], auditor_client: Any, tmp_path: Path
+) -> None:
+    # given
+    payout_id = interleaved[0]
+    exported = [
+        e for e in events_of(export(tmp_path)) if e["payout_id"] == str(payout_id)
+    ]
+    # when
+    history = auditor_client.get(f"/api/v1/payouts/{payout_id}/history/").json()
+    # then: what lets an auditor anchor an offline export to the live ledger
+    assert [(h["previous_hash"], h["hash"]) for h in history] == [
+        (e["previous_hash"], e["hash"]) for e in exported
+    ]
