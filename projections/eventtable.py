@@ -11,6 +11,8 @@ from eventsourcing.persistence import Notification
 from psycopg import sql
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from ledger.application import Payouts
 
 
@@ -86,25 +88,28 @@ class EventTable:
         )
         return [r[0] if isinstance(r[0], UUID) else UUID(str(r[0])) for r in rows]
 
-    def events_of(self, ids: list[UUID]) -> list[Notification]:
-        """Every stored event of these streams, by stream and version."""
+    def events_of(
+        self, ids: Sequence[UUID], until: int | None = None
+    ) -> list[Notification]:
+        """Every stored event of these streams (up to position `until`), by stream and
+        version."""
         if not ids:
             return []
+        where, range_params = self._range(None, until)
         if self.postgres:
-            query = (
-                f"SELECT notification_id, originator_id, originator_version, topic, state "
-                f"FROM {self.table} WHERE originator_id = ANY(%s) "
-                "ORDER BY originator_id, originator_version"
-            )
-            params: tuple[object, ...] = (ids,)
+            among, params = "= ANY(%s)", (list(ids),)
         else:
-            marks = ",".join("?" * len(ids))
-            query = (
-                f"SELECT rowid, originator_id, originator_version, topic, state "
-                f"FROM {self.table} WHERE originator_id IN ({marks}) "
-                "ORDER BY originator_id, originator_version"
+            # the SQLite recorder stores UUID.hex
+            among, params = (
+                f"IN ({','.join('?' * len(ids))})",
+                tuple(i.hex for i in ids),
             )
-            params = tuple(i.hex for i in ids)  # the SQLite recorder stores UUID.hex
+        query = (
+            f"SELECT {self.position}, originator_id, originator_version, topic, state "
+            f"FROM {self.table} WHERE originator_id {among}{where} "
+            "ORDER BY originator_id, originator_version"
+        )
+        params = (*params, *range_params)
         return [
             Notification(
                 id=int(position),  # type: ignore[call-overload]

@@ -35,11 +35,9 @@ from uuid import UUID
 from django.apps.registry import Apps
 from django.conf import settings
 from django.db import OperationalError, connection, models, transaction
-from eventsourcing.persistence import StoredEvent
-from eventsourcing.utils import get_topic
-from psycopg import sql
 
 from ledger.payout import Payout
+from projections.eventtable import EventTable
 from projections.follow import advisory_key, direct_connection
 from projections.models import PayoutView, Position
 from projections.projectors import PayoutViewProjection
@@ -59,7 +57,6 @@ LIVE_TABLE = PayoutView._meta.db_table
 SHADOW_TABLE = f"{LIVE_TABLE}_rebuild"
 SHADOW_NAME = f"{PayoutViewProjection.name}_rebuild"
 LOCK_NAME = "rebuild_projections"
-CREATED_TOPIC = get_topic(Payout.Created)
 # What the check compares, for every payout: everything the projection holds.
 FIELDS = (
     "status",
@@ -385,7 +382,7 @@ class Check:
 
     def __init__(self, payouts: Payouts, *, batch_size: int) -> None:
         self.payouts = payouts
-        self.store = _EventStore(payouts)
+        self.store = EventTable(payouts)
         self.batch_size = batch_size
 
     def all(self, position: int, progress: ProgressFactory) -> int:
@@ -395,7 +392,9 @@ class Check:
         checked = 0
         after: UUID | None = None
         try:
-            while ids := self.store.stream_ids(after, position, self.batch_size):
+            while ids := self.store.stream_ids(
+                beyond=after, limit=self.batch_size, until=position
+            ):
                 rows = PayoutViewShadow.objects.filter(id__lte=ids[-1])
                 if after is not None:
                     rows = rows.filter(id__gt=after)
@@ -435,13 +434,13 @@ class Check:
     def replay(
         self, ids: Sequence[UUID], position: int
     ) -> Iterator[tuple[UUID, dict[str, Any]]]:
-        events = self.store.events_of(ids, position)
-        for payout_id, stream in groupby(events, key=lambda e: e[1].originator_id):
+        events = self.store.events_of(ids, until=position)
+        for payout_id, stream in groupby(events, key=lambda e: e.originator_id):
             stored = list(stream)
             payout: Any = None
-            for _, event in stored:  # what Repository.get does, minus a slow assert
+            for event in stored:  # what Repository.get does, minus a slow assert
                 payout = self.payouts.mapper.to_domain_event(event).mutate(payout)  # type: ignore[attr-defined]
-            yield UUID(str(payout_id)), _expected(payout, stored[-1][0])
+            yield UUID(str(payout_id)), _expected(payout, stored[-1].id)
 
 
 def _expected(payout: Any, position: int) -> dict[str, Any]:
@@ -466,84 +465,6 @@ def _expected(payout: Any, position: int) -> dict[str, Any]:
 
 def _values(row: models.Model) -> dict[str, Any]:
     return {name: getattr(row, name) for name in FIELDS}
-
-
-class _EventStore:
-    """Reads of the event table that the library's recorder does not offer: streams
-    in id order up to a notification id, and the events of a batch of streams."""
-
-    def __init__(self, payouts: Payouts) -> None:
-        recorder: Any = payouts.recorder
-        self.datastore = recorder.datastore
-        table = recorder.events_table_name
-        self.postgres = hasattr(self.datastore, "schema")
-        if self.postgres:
-            self.table = (
-                sql.SQL("{}.{}")
-                .format(sql.Identifier(self.datastore.schema), sql.Identifier(table))
-                .as_string()
-            )
-            self.mark, self.position = "%s", "notification_id"
-        else:
-            self.table, self.mark, self.position = f'"{table}"', "?", "rowid"
-
-    def stream_ids(self, after: UUID | None, position: int, limit: int) -> list[UUID]:
-        """The next payout ids after `after`, of streams begun by `position`."""
-        m = self.mark
-        rows = self._fetch(
-            f"SELECT originator_id FROM {self.table} WHERE originator_version = 1 "
-            f"AND topic = {m} AND {self.position} <= {m} AND originator_id > {m} "
-            f"ORDER BY originator_id LIMIT {m}",
-            (CREATED_TOPIC, position, self._id(after or UUID(int=0)), limit),
-        )
-        return [_uuid(row[0]) for row in rows]
-
-    def events_of(
-        self, ids: Sequence[UUID], position: int
-    ) -> list[tuple[int, StoredEvent]]:
-        """Every event of these streams up to `position`, by stream and version."""
-        if not ids:
-            return []
-        if self.postgres:
-            among, params = "= ANY(%s)", (list(ids),)
-        else:
-            among, params = (
-                f"IN ({','.join('?' * len(ids))})",
-                tuple(i.hex for i in ids),
-            )
-        rows = self._fetch(
-            f"SELECT {self.position}, originator_id, originator_version, topic, state "
-            f"FROM {self.table} WHERE originator_id {among} "
-            f"AND {self.position} <= {self.mark} "
-            "ORDER BY originator_id, originator_version",
-            (*params, position),
-        )
-        return [
-            (
-                int(notification_id),
-                StoredEvent(
-                    originator_id=_uuid(originator_id),
-                    originator_version=int(version),
-                    topic=str(topic),
-                    state=bytes(state),
-                ),
-            )
-            for notification_id, originator_id, version, topic, state in rows
-        ]
-
-    def _id(self, value: UUID) -> Any:
-        return value if self.postgres else value.hex  # SQLite stores 32 hex digits
-
-    def _fetch(self, query: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
-        with self.datastore.transaction(commit=False) as cursor:
-            cursor.execute(query, params)
-            rows = cursor.fetchall()
-        # The library's psycopg connections return dicts; sqlite3 returns Rows.
-        return [tuple(r.values()) if isinstance(r, dict) else tuple(r) for r in rows]
-
-
-def _uuid(value: Any) -> UUID:
-    return value if isinstance(value, UUID) else UUID(str(value))
 
 
 def _q(name: str) -> str:
