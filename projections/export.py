@@ -112,6 +112,8 @@ def export_events(
         position = notifications[-1].id
         if progress:
             progress(len(notifications))
+    # The summary's own figures are sealed too: a changed `until` must not pass.
+    digest.update(f"{count}:{after}:{until}".encode())
     summary = Summary(count, digest.hexdigest(), after, until)
     write(summary.line())
     return summary

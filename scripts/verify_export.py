@@ -8,7 +8,7 @@ Standard library only (Python 3.8+): no Django, nothing of the project. The file
 
 Checked, stopping at the first problem:
 - the last line: `count` events, and `digest` = sha256 of every line before it, newline
-  included (catches truncation and stray edits; anyone can recompute it, so it is no
+  included, followed by "count:after:until" (catches truncation and stray edits; anyone can recompute it, so it is no
   seal: the checks below are what ties the lines together);
 - each line's `hash` is sha256 of canonical(chain_fields), as the ledger computed it;
 - what a line shows (payout_id, version, type, occurred_at, actor, request_id,
@@ -171,6 +171,7 @@ def verify(path: str) -> str:
                 raise Problem(number, payout, f"{message}") from None
     if count != total - 1:
         raise Problem(total, None, f"count says {count}, the file has {total - 1}")
+    hasher.update(f"{count}:{after}:{until}".encode())
     if hasher.hexdigest() != digest:
         raise Problem(total, None, "digest does not match the lines before it")
     return (

@@ -82,7 +82,8 @@ def reseal(events: list[bytes], original_end: bytes) -> list[bytes]:
     """What a forger would add: a count and digest recomputed over the edited lines."""
     end = json.loads(original_end)
     end["count"] = len(events)
-    end["digest"] = hashlib.sha256(b"".join(events)).hexdigest()
+    sealed = f"{end['count']}:{end['after']}:{end['until']}".encode()
+    end["digest"] = hashlib.sha256(b"".join(events) + sealed).hexdigest()
     return [*events, json.dumps(end).encode() + b"\n"]
 
 
@@ -374,3 +375,19 @@ def test_an_exports_hashes_are_those_the_history_api_shows(
     assert [(h["previous_hash"], h["hash"]) for h in history] == [
         (e["previous_hash"], e["hash"]) for e in exported
     ]
+
+
+def test_a_changed_range_in_the_summary_fails(
+    interleaved: list[UUID], tmp_path: Path
+) -> None:
+    # given: the summary claims a wider range than was exported
+    path = export(tmp_path)
+    *events, end = lines_of(path)
+    summary = json.loads(end)
+    summary["until"] += 1
+    path.write_bytes(b"".join([*events, json.dumps(summary).encode() + b"\n"]))
+    # when
+    code, output = run_verify(path)
+    # then
+    assert code == 1
+    assert "digest" in output

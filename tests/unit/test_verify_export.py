@@ -117,7 +117,7 @@ def test_events_written_before_the_chain_are_reported_not_rejected(
     body = b"".join(json.dumps(line).encode() + b"\n" for line in lines)
     end = {
         "count": 3,
-        "digest": hashlib.sha256(body).hexdigest(),
+        "digest": hashlib.sha256(body + b"3:0:3").hexdigest(),
         "after": 0,
         "until": 3,
     }
