@@ -18,6 +18,8 @@ if _redis_url:
         # and tries again, the request path never publishes at all.
         "socket_connect_timeout": 3,
         "socket_timeout": 10,
+        # Notice a dead connection in seconds, not after the OS gives up on it.
+        "health_check_interval": 5,
     }
 else:
     # Embedded default: messages are files in .run/broker, shared by every local
