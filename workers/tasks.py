@@ -10,6 +10,7 @@ from uuid import UUID
 
 from celery import Task
 from django.conf import settings
+from django.core.cache import cache
 from django.utils import timezone
 
 from ledger.apps import get_payouts
@@ -41,9 +42,18 @@ class PayoutTask(Task):
         # the payout from the gateway's own record instead of leaving it in limbo.
         if isinstance(exc, TransientGatewayError | PermanentGatewayError):
             GATEWAY_ERRORS.labels(kind="exhausted").inc()
-            processing.give_up(
-                get_payouts(), get_gateway(), UUID(args[0]), actor=worker_actor(self)
-            )
+            payouts, gateway = get_payouts(), get_gateway()
+            try:
+                processing.give_up(
+                    payouts, gateway, UUID(args[0]), actor=worker_actor(self)
+                )
+            except TransientGatewayError:
+                # Not even the status lookup answered: the payout stays processing for
+                # the sweeper. Raised from here, Celery would report an internal error
+                # and run this handler (and the lookup) a second time.
+                logger.warning(
+                    "gateway unreachable after the last retry; left to sweep"
+                )
 
 
 @app.task(
@@ -78,9 +88,20 @@ def sweep_stuck_payouts() -> int:
     recovery time is owned by this sweep, not by the broker's visibility timeout.
     """
     older_than = timezone.now() - timedelta(seconds=settings.STUCK_PAYOUT_AFTER)
-    ids = stuck_payout_ids(updated_before=older_than)
+    ids = [
+        payout_id
+        for payout_id in stuck_payout_ids(updated_before=older_than)
+        # At most once per STUCK_PAYOUT_AFTER per payout: behind a backlog, a payout
+        # copied at every sweep floods the queue with copies that delay everything
+        # (make chaos: ~500 copies every 5 s, 230 payouts still in flight after 60 s).
+        if cache.add(f"swept:{payout_id}", 1, timeout=settings.STUCK_PAYOUT_AFTER)
+    ]
     for payout_id in ids:
-        process_payout.apply_async(args=[str(payout_id)])
+        # A copy still queued when the next one may be sent is dropped unrun (the
+        # worker discards an expired message): at most two copies wait per payout.
+        process_payout.apply_async(
+            args=[str(payout_id)], expires=2 * settings.STUCK_PAYOUT_AFTER
+        )
     if ids:
         logger.warning("re-enqueued %d stuck payouts", len(ids))
     return len(ids)

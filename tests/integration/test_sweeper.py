@@ -1,0 +1,78 @@
+"""sweep_stuck_payouts: re-enqueue what is stuck, once per deadline, nothing else."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+from uuid import UUID, uuid4
+
+import pytest
+from django.conf import settings
+from django.core.cache import cache
+from django.utils import timezone
+
+from projections.models import PayoutView
+from workers import tasks
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from datetime import datetime
+
+pytestmark = pytest.mark.django_db
+
+
+def row(status: str, updated_at: datetime) -> UUID:
+    ident = uuid4()
+    PayoutView.objects.create(
+        id=ident,
+        status=status,
+        amount=10,
+        currency="EUR",
+        recipient_type="card",
+        recipient={},
+        version=1,
+        created_at=updated_at,
+        updated_at=updated_at,
+        position=1,
+    )
+    return ident
+
+
+@pytest.fixture
+def sent(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    messages: list[str] = []
+
+    def apply_async(args: list[str], **options: Any) -> None:
+        assert options["expires"] == 2 * settings.STUCK_PAYOUT_AFTER
+        messages.append(args[0])
+
+    monkeypatch.setattr(tasks.process_payout, "apply_async", apply_async)
+    yield messages
+    for payout_id in messages:
+        cache.delete(f"swept:{payout_id}")
+
+
+def test_a_stuck_payout_is_reenqueued_once_per_deadline(sent: list[str]) -> None:
+    # given: payouts past the deadline (pending, processing), a recent one, a final one
+    old = timezone.now() - timedelta(seconds=settings.STUCK_PAYOUT_AFTER + 5)
+    stuck = {row("pending", old), row("processing", old)}
+    row("pending", timezone.now())
+    row("completed", old)
+    # when: the sweep runs, then runs again before the deadline has passed once more
+    first = tasks.sweep_stuck_payouts()
+    second = tasks.sweep_stuck_payouts()
+    # then: each stuck payout was sent once, not once per sweep (a flood behind a
+    # backlog), and nothing else was sent
+    assert (first, second) == (2, 0)
+    assert sorted(sent) == sorted(str(i) for i in stuck)
+
+
+def test_a_payout_still_stuck_after_another_deadline_is_sent_again(
+    sent: list[str],
+) -> None:
+    old = timezone.now() - timedelta(seconds=settings.STUCK_PAYOUT_AFTER + 5)
+    stuck = row("processing", old)
+    tasks.sweep_stuck_payouts()
+    cache.delete(f"swept:{stuck}")  # as when STUCK_PAYOUT_AFTER has passed
+    tasks.sweep_stuck_payouts()
+    assert sent == [str(stuck), str(stuck)]
