@@ -8,7 +8,7 @@ GATEWAY_URL ?= http://127.0.0.1:8001
 WEB_PORT := $(PORT)
 export PORT WEB_PORT GATEWAY_URL
 
-.PHONY: run test setup lint format bench clean
+.PHONY: run test setup lint format bench chaos clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -45,6 +45,11 @@ format:
 
 bench: setup
 	$(PY) -m bench $(BENCH_ARGS)
+
+# Money safety under faults, on PostgreSQL + Redis (DATABASE_URL / REDIS_URL servers,
+# default 127.0.0.1): `make chaos CHAOS_ARGS="--seed N"` replays a run.
+chaos: setup
+	$(PY) -m chaos $(CHAOS_ARGS)
 
 clean:
 	rm -rf .run

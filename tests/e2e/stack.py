@@ -1,9 +1,11 @@
-"""Start the real processes (gateway, web, worker, followers) on a fresh PostgreSQL
-database and Redis database, for end-to-end tests. Only PIDs started here are stopped."""
+"""Start the real processes (gateway, web, worker, followers, beat) on a fresh
+PostgreSQL database and Redis database, for end-to-end and chaos tests (`chaos/`).
+Only PIDs started here are signalled or stopped."""
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 import secrets
 import signal
@@ -60,12 +62,30 @@ class Stack:
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     api_key: str = ""
     admin_password: str = ""
+    # The source tree the processes run from (chaos/ runs a snapshot of it, immune to
+    # edits made while it runs).
+    root: Path = ROOT
 
     @classmethod
-    def create(cls, workdir: Path, name: str = "e2e") -> Stack:
-        base_url = os.environ["DATABASE_URL"].rsplit("/", 1)[0]
+    def create(
+        cls,
+        workdir: Path,
+        name: str = "e2e",
+        *,
+        postgres_url: str | None = None,
+        redis_url: str | None = None,
+        overrides: dict[str, str] | None = None,
+        root: Path | None = None,
+    ) -> Stack:
+        """`postgres_url`: the server (no database name; default: DATABASE_URL's);
+        `redis_url`: the full URL with its database number (default: REDIS_URL's
+        server, database 13); `overrides`: environment of every process; `root`: the
+        source tree to run (default: this checkout)."""
+        base_url = (
+            postgres_url or os.environ["DATABASE_URL"].rsplit("/", 1)[0]
+        ).rstrip("/")
         dbname = f"payouts_{name}_{secrets.token_hex(4)}"
-        redis_url = os.environ["REDIS_URL"].rsplit("/", 1)[0] + "/13"
+        redis_url = redis_url or os.environ["REDIS_URL"].rsplit("/", 1)[0] + "/13"
         web_port, gateway_port = free_port(), free_port()
         env = {
             **os.environ,
@@ -82,6 +102,7 @@ class Stack:
             "STUCK_PAYOUT_AFTER": "30",
             "SWEEP_INTERVAL": "5",
             "PYTHONUNBUFFERED": "1",
+            **(overrides or {}),
         }
         (workdir / "prometheus").mkdir(parents=True, exist_ok=True)
         return cls(
@@ -91,6 +112,7 @@ class Stack:
             env=env,
             web_url=f"http://127.0.0.1:{web_port}",
             gateway_url=env["GATEWAY_URL"],
+            root=root or ROOT,
         )
 
     # Lifecycle
@@ -129,7 +151,7 @@ class Stack:
                 "--loglevel",
                 "INFO",
                 "--concurrency",
-                "2",
+                self.env.get("WORKER_CONCURRENCY", "2"),
                 "-Q",
                 "payouts",
                 "-n",
@@ -151,7 +173,7 @@ class Stack:
             log = (self.workdir / f"{name}.log").open("ab")
             self.processes[name] = subprocess.Popen(
                 commands[name],
-                cwd=ROOT,
+                cwd=self.root,
                 env=self.env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -170,14 +192,72 @@ class Stack:
                 "web",
             )
 
+    # Faults (chaos/): only the processes started above are ever signalled.
+
+    def pid(self, name: str) -> int | None:
+        process = self.processes.get(name)
+        return process.pid if process is not None else None
+
+    def alive(self, name: str) -> bool:
+        process = self.processes.get(name)
+        return process is not None and process.poll() is None
+
+    def children(self, name: str) -> list[int]:
+        """The child PIDs of a started process (a Celery worker's pool processes)."""
+        pid = self.pid(name)
+        if pid is None or not self.alive(name):
+            return []
+        result = subprocess.run(
+            ["ps", "--ppid", str(pid), "-o", "pid="],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        return [int(line) for line in result.stdout.split()]
+
+    def kill(self, name: str, sig: int = signal.SIGKILL) -> list[int]:
+        """Signal a started process and its children (its whole process group: each
+        process is started in a session of its own). Returns the PIDs that were
+        there; with SIGKILL, waits until the process is reaped."""
+        process = self.processes.get(name)
+        if process is None or process.poll() is not None:
+            return []
+        pids = [process.pid, *self.children(name)]
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            return []
+        if sig == signal.SIGKILL:
+            process.wait(timeout=15)
+        return pids
+
+    def kill_child(self, name: str, child: int, sig: int = signal.SIGKILL) -> bool:
+        """Signal one child of a started process (checked to be its child right now)."""
+        if child not in self.children(name):
+            return False
+        try:
+            os.kill(child, sig)
+        except ProcessLookupError:
+            return False
+        return True
+
+    def restart(self, name: str) -> None:
+        """Start a process again, stopping it first if it still runs."""
+        if self.alive(name):
+            self.stop(name)
+        self.processes.pop(name, None)
+        self.start(name)
+
     def stop(self, *names: str, sig: int = signal.SIGTERM) -> None:
         for name in names or tuple(self.processes):
             process = self.processes.pop(name, None)
             if process is None or process.poll() is not None:
                 continue
-            os.killpg(process.pid, sig)
             try:
+                os.killpg(process.pid, sig)
                 process.wait(timeout=15)
+            except ProcessLookupError:
+                process.wait(timeout=5)
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait(timeout=5)
@@ -189,6 +269,8 @@ class Stack:
                 conn.execute(f'DROP DATABASE IF EXISTS "{self.dbname}" WITH (FORCE)')
         except psycopg.Error:
             pass
+        with contextlib.suppress(redis.RedisError):
+            redis.Redis.from_url(self.redis_url).flushdb()
 
     # Helpers
 
@@ -202,7 +284,7 @@ class Stack:
     def manage(self, *args: str) -> str:
         result = subprocess.run(
             [str(BIN / "python"), "manage.py", *args],
-            cwd=ROOT,
+            cwd=self.root,
             env=self.env,
             capture_output=True,
             text=True,

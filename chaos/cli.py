@@ -1,0 +1,586 @@
+"""`make chaos`: load, faults, recovery, then the money-safety invariants.
+
+Runs the real processes (tests/e2e/stack.py) on a fresh PostgreSQL database and a
+Redis database of its own, reached through a proxy the harness can cut. The seed
+decides the load and the fault schedule; a failing run is replayed with `--seed`
+(process timing, and so the exact interleaving, is not deterministic).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import fcntl
+import json
+import os
+import random
+import secrets
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+from typing import IO, Any
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+import psycopg
+import redis
+
+from chaos.check import Snapshot, check, settled, snapshot, verify_ledger
+from chaos.faults import (
+    Injector,
+    ensure_postgres_running,
+    failpoint_crashes,
+    schedule,
+)
+from chaos.load import Load, expected_outcome, plan
+from chaos.proxy import TcpProxy
+from tests.e2e.stack import BIN, ROOT, Stack
+
+DEFAULT_POSTGRES = "postgres://postgres@127.0.0.1:5432"
+DEFAULT_REDIS = "redis://127.0.0.1:6379"
+DEFAULT_FAILPOINTS = "after_processing_started:0.01,after_gateway_call:0.01"
+# Redis databases other runs of this project use (CI tests 0, bench 9, e2e 13).
+TAKEN_REDIS_DBS = {0, 9, 13}
+KEEP_LOGS = 10  # runs whose process logs stay in .run/chaos/
+
+
+def _server(url: str | None) -> str | None:
+    """The server part of a URL that may name a database: scheme://user@host:port."""
+    if not url:
+        return None
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, "", "", ""))
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m chaos",
+        description="Money safety under faults: load, kill -9, broker loss, a "
+        "PostgreSQL restart, gateway faults; then check the invariants.",
+    )
+    add = parser.add_argument
+    add("--payouts", type=int, default=1000, help="creates to send (1000)")
+    add("--rate", type=float, default=8.0, help="creates per second (8)")
+    add("--clients", type=int, default=4, help="concurrent API clients (4)")
+    add("--worker-kills", type=int, default=10, help="kill -9 of the worker (10)")
+    add("--broker-flushes", type=int, default=1, help="FLUSHDB of the broker (1)")
+    add(
+        "--redis-outages",
+        type=int,
+        default=1,
+        help="Redis unreachable for 3-6 s through the proxy (1)",
+    )
+    add(
+        "--redis-outage-mode",
+        choices=("cut", "stall"),
+        default="",
+        help="cut: connections reset; stall: nothing forwarded (default: by seed)",
+    )
+    add("--pg-restarts", type=int, default=1, help="PostgreSQL restarts (1)")
+    add("--no-pg-restart", action="store_true", help="never restart PostgreSQL")
+    add("--follower-kills", type=int, default=2, help="kill -9 of run_followers (2)")
+    add("--gateway-windows", type=int, default=1, help="gateway fault windows (1)")
+    add(
+        "--recovery-seconds",
+        type=float,
+        default=60.0,
+        help="deadline after the last fault for every payout to be final (60)",
+    )
+    add("--seed", type=int, default=None, help="replay a run (default: random)")
+    add("--failpoints", default=DEFAULT_FAILPOINTS, help="worker crash points")
+    add("--gateway-latency-ms", type=float, default=None, help="default: 5-20")
+    add("--worker-concurrency", type=int, default=2, help="Celery pool size (2)")
+    add("--stuck-after", type=int, default=20, help="STUCK_PAYOUT_AFTER (20)")
+    add("--sweep-interval", type=float, default=5.0, help="SWEEP_INTERVAL (5)")
+    add(
+        "--postgres",
+        default=_server(os.environ.get("DATABASE_URL"))
+        if os.environ.get("DATABASE_URL", "").startswith("postgres")
+        else DEFAULT_POSTGRES,
+        help="PostgreSQL server; a fresh database payouts_chaos_<random> is made",
+    )
+    add(
+        "--redis",
+        default=_server(os.environ.get("REDIS_URL")) or DEFAULT_REDIS,
+        help="Redis server",
+    )
+    add("--redis-db", type=int, default=None, help="default: a free one")
+    add("--keep-db", action="store_true", help="keep the database for inspection")
+    args = parser.parse_args(argv)
+    if args.no_pg_restart:
+        args.pg_restarts = 0
+    if args.seed is None:
+        args.seed = secrets.randbelow(2**31)
+    return args
+
+
+def replay_command(args: argparse.Namespace) -> str:
+    options = [
+        f"--seed {args.seed}",
+        f"--payouts {args.payouts}",
+        f"--rate {args.rate:g}",
+        f"--worker-kills {args.worker_kills}",
+        f"--broker-flushes {args.broker_flushes}",
+        f"--redis-outages {args.redis_outages}",
+        f"--redis-outage-mode {args.redis_outage_mode}"
+        if args.redis_outage_mode
+        else "",
+        f"--pg-restarts {args.pg_restarts}",
+        f"--follower-kills {args.follower_kills}",
+        f"--gateway-windows {args.gateway_windows}",
+        f"--recovery-seconds {args.recovery_seconds:g}",
+        f"--worker-concurrency {args.worker_concurrency}",
+        f"--failpoints {shlex.quote(args.failpoints)}" if args.failpoints else "",
+    ]
+    return "make chaos CHAOS_ARGS=" + shlex.quote(" ".join(o for o in options if o))
+
+
+class Tee:
+    """The console output, also written next to the process logs."""
+
+    def __init__(self, stream: IO[str], path: Path) -> None:
+        self.stream = stream
+        self.file = path.open("a")
+
+    def write(self, text: str) -> int:
+        self.file.write(text)
+        return self.stream.write(text)
+
+    def flush(self) -> None:
+        self.file.flush()
+        self.stream.flush()
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t0 = time.monotonic()
+
+    def say(self, message: str) -> None:
+        print(f"[{time.monotonic() - self.t0:6.1f}s] {message}", flush=True)
+
+
+def snapshot_source(dest: Path) -> str:
+    """Copy the source tree the processes will run: a run (and its replay) then tests
+    one version of the code, whatever is edited in the checkout meanwhile."""
+    shutil.copytree(
+        ROOT,
+        dest,
+        ignore=shutil.ignore_patterns(
+            ".venv",
+            ".run",
+            ".git",
+            "bench-results",
+            "__pycache__",
+            ".*cache",
+            ".hypothesis",
+        ),
+    )
+
+    def git(*args: str) -> str:
+        result = subprocess.run(
+            ["git", *args], cwd=ROOT, capture_output=True, text=True, check=False
+        )
+        return result.stdout.strip()
+
+    changed = len(git("status", "--porcelain").splitlines())
+    return f"commit {git('rev-parse', '--short', 'HEAD') or '?'}" + (
+        f" + {changed} uncommitted files" if changed else ""
+    )
+
+
+def claim_redis_db(server: str, db: int | None) -> tuple[int, IO[bytes]]:
+    """A Redis database for this run alone: empty, not one the project's other runs
+    use, and locked on this machine (a file lock, released when this process ends,
+    however it ends), so that two chaos runs never share a broker."""
+    candidates = [db] if db is not None else _empty_dbs(server)
+    random.SystemRandom().shuffle(candidates)
+    parts = urlsplit(server)
+    for number in candidates:
+        path = Path(tempfile.gettempdir()) / (
+            f"payouts-chaos-redis-{parts.hostname}-{parts.port or 6379}-{number}.lock"
+        )
+        handle = path.open("ab")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            continue
+        # Empty once the lock is held, or another user than a chaos run has it.
+        if db is None and redis.Redis.from_url(f"{server}/{number}").dbsize():
+            handle.close()
+            continue
+        return number, handle
+    raise RuntimeError(
+        "no free Redis database for the chaos run"
+        + (f" (database {db} is in use by another run)" if db is not None else "")
+    )
+
+
+def _empty_dbs(server: str) -> list[int]:
+    client = redis.Redis.from_url(f"{server}/0")
+    count = int(client.config_get("databases").get("databases", 16))
+    return [
+        n
+        for n in range(count)
+        if n not in TAKEN_REDIS_DBS
+        and redis.Redis.from_url(f"{server}/{n}").dbsize() == 0
+    ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _interrupt)
+    clock = Clock()
+    try:
+        return run(args, clock)
+    except KeyboardInterrupt:
+        print("\ninterrupted; everything started here was stopped", file=sys.stderr)
+        return 130
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def run(args: argparse.Namespace, clock: Clock) -> int:
+    say = clock.say
+    rng = random.Random(args.seed)
+    latency = (
+        args.gateway_latency_ms
+        if args.gateway_latency_ms is not None
+        else round(rng.uniform(5, 20))
+    )
+    specs = plan(rng, args.payouts)
+    window = args.payouts / args.rate
+    faults = schedule(
+        rng,
+        window,
+        worker_kills=args.worker_kills,
+        broker_flushes=args.broker_flushes,
+        redis_outages=args.redis_outages,
+        outage_mode=args.redis_outage_mode,
+        pg_restarts=args.pg_restarts,
+        follower_kills=args.follower_kills,
+        gateway_windows=args.gateway_windows,
+    )
+    db, _claim = claim_redis_db(args.redis, args.redis_db)
+    redis_parts = urlsplit(args.redis)
+    proxy = TcpProxy((redis_parts.hostname or "127.0.0.1", redis_parts.port or 6379))
+    proxy.start()
+    proxy_netloc = (
+        f"{redis_parts.netloc.rsplit('@', 1)[0]}@" if "@" in redis_parts.netloc else ""
+    ) + f"127.0.0.1:{proxy.port}"
+    workdir = ROOT / ".run" / "chaos" / f"{time.strftime('%Y%m%d-%H%M%S')}-{args.seed}"
+    workdir.mkdir(parents=True, exist_ok=True)
+    for old in sorted(workdir.parent.iterdir())[:-KEEP_LOGS]:
+        shutil.rmtree(old, ignore_errors=True)
+    console, sys.stdout = sys.stdout, Tee(sys.stdout, workdir / "chaos.log")
+    source = snapshot_source(workdir / "src")
+    stack = Stack.create(
+        workdir,
+        "chaos",
+        root=workdir / "src",
+        postgres_url=args.postgres,
+        redis_url=f"{args.redis}/{db}",
+        overrides={
+            "REDIS_URL": urlunsplit(
+                (redis_parts.scheme, proxy_netloc, f"/{db}", "", "")
+            ),
+            "WORKER_CONCURRENCY": str(args.worker_concurrency),
+            "STUCK_PAYOUT_AFTER": str(args.stuck_after),
+            "SWEEP_INTERVAL": str(args.sweep_interval),
+            "GATEWAY_LATENCY_MS": str(latency),
+            "GATEWAY_READ_TIMEOUT": "3",
+            "FAILPOINTS": args.failpoints,
+            "GATEWAY_FAULTS": "",
+            "API_THROTTLE_RATE": "1000000/s",
+        },
+    )
+    admin_url = f"{args.postgres.rstrip('/')}/postgres"
+    injector = Injector(
+        stack, proxy, admin_url=admin_url, rng=random.Random(args.seed + 1), say=say
+    )
+    print(f"chaos seed {args.seed}; replay with: {replay_command(args)}", flush=True)
+    say(
+        f"database {stack.dbname}, Redis db {db} via proxy 127.0.0.1:{proxy.port}, "
+        f"gateway latency {latency:g} ms, FAILPOINTS={args.failpoints or '-'}, "
+        f"logs in {workdir.relative_to(ROOT)}"
+    )
+    say(f"running a snapshot of the source: {source}")
+    durations: dict[str, float] = {}
+    try:
+        started = time.monotonic()
+        stack.prepare()
+        stack.start("gateway", "web", "worker", "followers", "beat")
+        durations["setup"] = time.monotonic() - started
+        say(
+            f"stack up in {durations['setup']:.1f}s: gateway, web, worker, followers, beat"
+        )
+        say(
+            f"load: {len(specs)} creates at {args.rate:g}/s over {window:.0f}s; "
+            f"{len(faults)} faults scheduled: "
+            + ", ".join(f"{k} {n}" for k, n in Counter(f.kind for f in faults).items())
+        )
+        load = Load(
+            stack.web_url,
+            stack.api_key,
+            specs,
+            rate=args.rate,
+            clients=args.clients,
+            seed=args.seed,
+        )
+        load.start()
+        injector.start(faults, load.started)
+        load.join()
+        durations["load"] = load.finished - load.started
+        say(f"load done in {durations['load']:.1f}s: {load.history.summary()}")
+        while not injector.done.wait(1.0) and injector.alive():
+            pass
+        injected = injector.injected
+        quiet_from = max(load.finished, injected.last_end or load.finished)
+        snap, settled_after = wait_for_recovery(
+            stack, quiet_from, args.recovery_seconds, say
+        )
+        durations["recovery"] = time.monotonic() - quiet_from
+        injector.stop.set()
+        injector.join(30)
+        alive = {
+            name: stack.alive(name)
+            for name in ("gateway", "web", "worker", "followers", "beat")
+        }
+        started = time.monotonic()
+        freeze(stack, say)
+        verify = verify_ledger(
+            [str(BIN / "python"), "manage.py"], stack.env, str(stack.root)
+        )
+        charges = httpx.get(f"{stack.gateway_url}/charges", timeout=30).json()
+        snap = snapshot(stack.database_url)
+        results = check(
+            snap,
+            load.history,
+            charges,
+            recovery_seconds=args.recovery_seconds,
+            verify=verify,
+        )
+        durations["checks"] = time.monotonic() - started
+        save_evidence(workdir, load, charges, snap)
+        report(
+            args,
+            load,
+            injector,
+            snap,
+            results,
+            durations,
+            settled_after,
+            verify,
+            alive,
+            crashes=failpoint_crashes(workdir / "worker.log"),
+            window=(injected.first, injected.last_end, load.started),
+            total=time.monotonic() - clock.t0,
+        )
+        return 0 if all(r.ok for r in results) else 1
+    finally:
+        injector.stop.set()
+        injector.join(10)
+        injector.restore_all()
+        proxy.restore()
+        if args.pg_restarts:
+            ensure_postgres_running(admin_url)
+        if args.keep_db:
+            stack.stop()
+            print(f"kept database {stack.dbname}", flush=True)
+        else:
+            stack.destroy()
+        proxy.close()
+        sys.stdout.flush()
+        sys.stdout = console
+
+
+def save_evidence(
+    workdir: Path, load: Load, charges: list[dict[str, Any]], snap: Snapshot
+) -> None:
+    """What the checks read, kept with the logs for a post-mortem."""
+    (workdir / "charges.json").write_text(json.dumps(charges, indent=1))
+    with (workdir / "client-history.jsonl").open("w") as out:
+        for attempt in load.history.attempts:
+            out.write(json.dumps(dataclasses.asdict(attempt)) + "\n")
+    (workdir / "streams.json").write_text(
+        json.dumps({i: s.events for i, s in snap.streams.items()}, indent=1)
+    )
+
+
+def freeze(stack: Stack, say: Any, timeout: float = 20.0) -> None:
+    """Stop the processing (beat, then the worker, gracefully) so that the checks read
+    a state that no longer moves, and give the projector time to reach the log's head:
+    if it cannot, that is a difference the projection check reports."""
+    stack.stop("beat", "worker")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(psycopg.Error):
+            if snapshot(stack.database_url).projection_lag() == 0:
+                break
+        time.sleep(0.5)
+    say("worker and beat stopped for the checks")
+
+
+def wait_for_recovery(
+    stack: Stack, quiet_from: float, seconds: float, say: Any
+) -> tuple[Snapshot, float | None]:
+    """Poll until every payout is final and the followers have caught up, or until
+    the deadline; returns the last snapshot and how long after the faults it settled."""
+    deadline = quiet_from + seconds
+    say(f"load and faults over; waiting up to {seconds:g}s for every payout to settle")
+    last_print = 0.0
+    snap: Snapshot | None = None
+    while True:
+        try:
+            snap = snapshot(stack.database_url)
+        except psycopg.Error as exc:
+            say(f"snapshot failed ({type(exc).__name__}); retrying")
+        else:
+            if settled(snap):
+                after = time.monotonic() - quiet_from
+                say(f"settled {after:.1f}s after the faults: {dict(snap.statuses())}")
+                return snap, after
+        now = time.monotonic()
+        if now >= deadline:
+            break
+        if snap is not None and now - last_print >= 10:
+            last_print = now
+            say(
+                f"  {dict(snap.statuses())}, projection {snap.projection_lag()} "
+                f"events behind"
+            )
+        time.sleep(1.0)
+    say("recovery deadline passed")
+    return (snap or snapshot(stack.database_url)), None
+
+
+def report(
+    args: argparse.Namespace,
+    load: Load,
+    injector: Injector,
+    snap: Snapshot,
+    results: list[Any],
+    durations: dict[str, float],
+    settled_after: float | None,
+    verify: tuple[int, str],
+    alive: dict[str, bool],
+    *,
+    crashes: int,
+    window: tuple[float | None, float | None, float],
+    total: float,
+) -> None:
+    injected = injector.injected
+    summary = load.history.summary()
+    acked = load.history.acknowledged()
+    bodies = {spec.index: spec.body for spec in load.specs}
+    cancelled_asked = {spec.index for spec in load.specs if spec.cancel}
+    as_promised = unexpected = gateway_unavailable = 0
+    for ident, index in acked.items():
+        stream, row = snap.streams.get(ident), snap.rows.get(ident)
+        if stream is None or stream.status is None or stream.status == "cancelled":
+            continue
+        status, code = expected_outcome(bodies[index])
+        actual_code = row.failure_code if row else None
+        if (stream.status, actual_code) == (status, code):
+            as_promised += 1
+        elif actual_code == "gateway_unavailable":
+            gateway_unavailable += 1
+        else:
+            unexpected += 1
+    first, last, t0 = window
+    print()
+    print(f"chaos run, seed {args.seed}")
+    print(
+        f"load: {len(load.specs)} creates planned, {summary['requests']} POSTs, "
+        f"{len(acked)} payouts acknowledged ({summary['replayed']} replays), "
+        f"failures {summary['failures'] or 'none'}, "
+        f"cancels {summary['cancels'] or 'none'} "
+        f"(asked for {len(cancelled_asked)})"
+    )
+    modes = injected.worker_kill_modes
+    outages = ", ".join(
+        f"{m} {s:.1f}s ({n} links reset)" for m, s, n in injected.redis_outages
+    )
+    print(
+        "faults injected: "
+        f"worker kill -9 {injected.worker_kills} "
+        f"({modes.get('worker', 0)} whole worker, {modes.get('child', 0)} pool child; "
+        f"{injected.pids_killed} PIDs), "
+        f"pool processes dead of SIGKILL (failpoints + child kills) {crashes}, "
+        f"broker FLUSHDB {injected.broker_flushes} ({injected.keys_flushed} keys), "
+        f"Redis outages {len(injected.redis_outages)}"
+        + (f" [{outages}]" if outages else "")
+        + f", PostgreSQL restarts {len(injected.pg_restarts)}"
+        + (
+            f" [{', '.join(f'{s:.1f}s' for s in injected.pg_restarts)}]"
+            if injected.pg_restarts
+            else ""
+        )
+        + f", run_followers kill -9 {len(injected.follower_kills)}"
+        + (
+            f" [lag {', '.join(str(n) for n in injected.follower_kills)} events]"
+            if injected.follower_kills
+            else ""
+        )
+        + f", gateway fault windows {len(injected.gateway_windows)}"
+        + (
+            f" [{', '.join(f'{s:.1f}s' for s in injected.gateway_windows)}]"
+            if injected.gateway_windows
+            else ""
+        )
+    )
+    if injected.errors:
+        print(f"fault injection errors: {injected.errors}")
+    if injected.exits:
+        print(
+            "processes that exited on their own (restarted): "
+            + ", ".join(f"{name} (exit {code})" for name, code in injected.exits)
+        )
+    span = (
+        f"+{first - t0:.0f}s..+{last - t0:.0f}s of the load"
+        if first is not None and last is not None
+        else "none"
+    )
+    print(
+        f"durations: setup {durations.get('setup', 0):.1f}s, load "
+        f"{durations.get('load', 0):.1f}s, faults {span}, "
+        + (
+            f"settled {settled_after:.1f}s after the load and the faults ended"
+            if settled_after is not None
+            else f"NOT settled within {args.recovery_seconds:g}s"
+        )
+        + f", checks {durations.get('checks', 0):.1f}s, total {total:.1f}s"
+    )
+    print(
+        f"statuses: {dict(sorted(snap.statuses().items()))}; outcomes as the test "
+        f"cards promise: {as_promised}, failed gateway_unavailable after retries: "
+        f"{gateway_unavailable}, other: {unexpected}"
+    )
+    down = [name for name, up in alive.items() if not up]
+    print(
+        f"processes alive at the end: {'all' if not down else 'NOT ' + ', '.join(down)}"
+    )
+    code, output = verify
+    print(f"verify_ledger (exit {code}): {output.splitlines()[-1] if output else ''}")
+    print()
+    for result in results:
+        print(f"{'ok  ' if result.ok else 'FAIL'} {result.line}")
+        for detail in result.details:
+            print(f"       {detail}")
+    failed = [r.name for r in results if not r.ok]
+    print()
+    if failed:
+        print(f"FAILED: {', '.join(failed)} (seed {args.seed}; {replay_command(args)})")
+    else:
+        print(f"all invariants hold (seed {args.seed})")
