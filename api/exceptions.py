@@ -5,7 +5,9 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
+from django import db
 from django.http import Http404, JsonResponse
+from eventsourcing import persistence
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
@@ -42,6 +44,7 @@ _TITLES = {
     413: "Request too large",
     415: "Unsupported media type",
     422: "Unprocessable request",
+    503: "Service unavailable",
     429: "Too many requests",
     500: "Internal server error",
 }
@@ -148,6 +151,13 @@ def _ledger_problem(exc: Exception) -> dict[str, Any] | None:
     return None
 
 
+_STORE_UNAVAILABLE = (
+    persistence.OperationalError,
+    persistence.InterfaceError,
+    db.OperationalError,
+    db.InterfaceError,
+)
+
 _DRF_CODES = {
     exceptions.ParseError: "malformed_request",
     exceptions.NotAuthenticated: "not_authenticated",
@@ -167,6 +177,16 @@ def problem_exception_handler(
     body = _ledger_problem(exc)
     if body is not None:
         return ProblemResponse(body)
+    if isinstance(exc, _STORE_UNAVAILABLE):
+        # The database is restarting or unreachable: nothing was written (an event is
+        # stored whole or not at all), so the client may retry, with its idempotency key.
+        logger.warning("storage unavailable: %s", type(exc).__name__)
+        return ProblemResponse(
+            problem(
+                503, "service_unavailable", "Storage is briefly unavailable; retry."
+            ),
+            headers={"Retry-After": "1"},
+        )
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     response = exception_handler(exc, context)

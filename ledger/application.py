@@ -158,9 +158,13 @@ class Payouts(Application[uuid.UUID]):
         try:
             self.save(payout)
         except IntegrityError:
-            # A concurrent request with the same key won; answer as its replay.
             if not idempotency_key:
-                raise
+                # A fresh uuid4 cannot collide: the library retried a commit whose
+                # acknowledgement was lost, and the stream is this very payout.
+                return CreateOutcome(
+                    _snapshot(self._load(payout_id, version=1)), replayed=False
+                )
+            # A concurrent request with the same key won; answer as its replay.
             return self._replay(payout_id, request_fingerprint)
         return CreateOutcome(_snapshot(payout), replayed=False)
 

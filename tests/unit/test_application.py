@@ -598,6 +598,19 @@ def test_a_cancel_whose_acknowledgement_was_lost_is_recorded_once(
     assert types(first, payout_id) == ["Created", "Cancelled"]
 
 
+def test_a_create_whose_acknowledgement_was_lost_answers_with_the_stored_payout(
+    recorder: SharedRecorder, first: Payouts
+) -> None:
+    # given
+    recorder.lose_next_ack = True
+    # when
+    outcome = first.create_payout(new_payout(), actor=TEST_ACTOR)
+    # then: created once, and said so
+    assert not outcome.replayed
+    assert outcome.payout.version == 1
+    assert types(first, outcome.payout.id) == ["Created"]
+
+
 def test_a_writer_that_always_loses_gives_up_with_a_named_error(
     recorder: SharedRecorder, first: Payouts
 ) -> None:
