@@ -265,6 +265,16 @@ class Payout(Aggregate):
         self.status = PayoutStatus.CANCELLED
 
 
+# The status each event leaves a payout in (what the mutators set), for readers of the
+# log that fold events without building aggregates: projections and audits.
+STATUS_AFTER: dict[type[Any], PayoutStatus] = {
+    Payout.Created: PayoutStatus.PENDING,
+    Payout.ProcessingStarted: PayoutStatus.PROCESSING,
+    Payout.Completed: PayoutStatus.COMPLETED,
+    Payout.Failed: PayoutStatus.FAILED,
+    Payout.Cancelled: PayoutStatus.CANCELLED,
+}
+
 EVENT_TYPES: dict[type[Any], str] = {
     Payout.Created: "Created",
     Payout.ProcessingStarted: "ProcessingStarted",

@@ -16,7 +16,7 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
 from ledger.chain import GENESIS, UNCHAINED, event_hash
-from ledger.payout import EVENT_TYPES, Payout
+from ledger.payout import EVENT_TYPES, STATUS_AFTER, Payout
 from ledger.values import TRANSITIONS, PayoutStatus
 from projections.eventtable import EventTable
 from projections.models import LedgerCheckpoint, PayoutView
@@ -31,14 +31,6 @@ if TYPE_CHECKING:
 
 Linked = tuple["Notification", Any, str]  # a stored event, decoded, with its hash
 Stream = tuple["UUID", list[Linked]]
-
-_STATUS_AFTER = {
-    Payout.Created: PayoutStatus.PENDING,
-    Payout.ProcessingStarted: PayoutStatus.PROCESSING,
-    Payout.Completed: PayoutStatus.COMPLETED,
-    Payout.Failed: PayoutStatus.FAILED,
-    Payout.Cancelled: PayoutStatus.CANCELLED,
-}
 
 
 class Discrepancy(Exception):
@@ -343,7 +335,7 @@ def _check_stream(
             )
         else:
             chained = True
-        target = _STATUS_AFTER[type(event)]
+        target = STATUS_AFTER[type(event)]
         legal = (status is None and target == PayoutStatus.PENDING) or (
             status is not None and target in TRANSITIONS[status]
         )

@@ -8,7 +8,7 @@ from django.db import connection
 from eventsourcing.utils import get_topic
 
 from ledger.application import masked_data
-from ledger.payout import Payout
+from ledger.payout import STATUS_AFTER, Payout
 from ledger.values import PayoutStatus
 from projections.models import PayoutView
 
@@ -17,12 +17,8 @@ if TYPE_CHECKING:
 
     from projections.runner import Batch
 
-_STATUS_AFTER: dict[type, PayoutStatus] = {
-    Payout.ProcessingStarted: PayoutStatus.PROCESSING,
-    Payout.Completed: PayoutStatus.COMPLETED,
-    Payout.Failed: PayoutStatus.FAILED,
-    Payout.Cancelled: PayoutStatus.CANCELLED,
-}
+# Every event after Created changes a row's status.
+_STATUS_AFTER = {k: v for k, v in STATUS_AFTER.items() if k is not Payout.Created}
 
 
 class PayoutViewProjection:
