@@ -21,7 +21,6 @@ from rest_framework.views import APIView
 
 from api import schema
 from api.asof import AS_OF_HELP, parse_as_of, payouts_as_of
-from api.exceptions import ProblemResponse, transition_problem
 from api.filters import PayoutFilter
 from api.pagination import KeysetPagination, parse_limit
 from api.permissions import IsStaffOrAuditorReadOnly
@@ -34,9 +33,7 @@ from api.serializers import (
 )
 from ledger.application import NewPayout
 from ledger.apps import get_payouts
-from ledger.errors import VersionMismatch
 from ledger.payout import Actor
-from ledger.values import PayoutStatus
 from projections.selectors import payout_list
 
 if TYPE_CHECKING:
@@ -228,25 +225,12 @@ class PayoutDetailView(APIView):
     def patch(self, request: Request, payout_id: UUID) -> Response:
         payload = PayoutUpdateInput(data=request.data)
         payload.is_valid(raise_exception=True)
-        expected = expected_version(request)
-        payouts = get_payouts()
-        if payload.validated_data["status"] != PayoutStatus.CANCELLED:
-            current = payouts.get_payout(payout_id)
-            if expected is not None and expected != current.version:
-                raise VersionMismatch(payout_id, expected, current.version)
-            return ProblemResponse(
-                transition_problem(
-                    current.status,
-                    payload.validated_data["status"],
-                    f"A payout cannot be moved to {payload.validated_data['status']} "
-                    "through the API; only cancelling a pending payout is allowed.",
-                )
-            )
-        payout = payouts.cancel(
+        payout = get_payouts().request_status(
             payout_id,
+            payload.validated_data["status"],
             reason=payload.validated_data["reason"],
             actor=actor_of(request),
-            expected_version=expected,
+            expected_version=expected_version(request),
         )
         return payout_response(payout)
 

@@ -17,6 +17,7 @@ from ledger.chain import event_hash
 from ledger.errors import (
     ConcurrencyExhausted,
     InvalidRequest,
+    InvalidTransition,
     InvalidValue,
     PayoutNotFound,
     RequestMismatch,
@@ -224,6 +225,32 @@ class Payouts(Application[uuid.UUID]):
             payout.cancel(reason=reason, actor=actor)
 
         return _snapshot(self._change(payout_id, decide))
+
+    def request_status(
+        self,
+        payout_id: uuid.UUID,
+        status: str,
+        *,
+        reason: str,
+        actor: Actor,
+        expected_version: int | None = None,
+    ) -> PayoutSnapshot:
+        """A client asks for a status. Cancelling is the only change a client may ask
+        for; the others are the workers' to make, so asking is an invalid transition."""
+        if status == PayoutStatus.CANCELLED:
+            return self.cancel(
+                payout_id, reason=reason, actor=actor, expected_version=expected_version
+            )
+        payout = self._load(payout_id)
+        if expected_version is not None and payout.version != expected_version:
+            raise VersionMismatch(payout_id, expected_version, payout.version)
+        raise InvalidTransition(
+            payout_id,
+            payout.status.value,
+            status,
+            f"A payout cannot be moved to {status} by a client; only cancelling a "
+            "pending payout is.",
+        )
 
     # Queries
 

@@ -41,10 +41,15 @@ class InvalidTransition(LedgerError):
     """The state machine has no such transition from the payout's current status."""
 
     def __init__(
-        self, payout_id: UUID, current_status: str, target_status: str
+        self,
+        payout_id: UUID,
+        current_status: str,
+        target_status: str,
+        reason: str = "",
     ) -> None:
         super().__init__(
-            f"payout {payout_id} is {current_status}; cannot become {target_status}"
+            reason
+            or f"payout {payout_id} is {current_status}; cannot become {target_status}"
         )
         self.payout_id = payout_id
         self.current_status = current_status
