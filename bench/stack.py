@@ -10,7 +10,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -23,23 +22,15 @@ import psycopg
 import redis
 from psycopg import sql
 
+from tests.e2e import processes
+from tests.e2e.processes import ROOT, free_port
+
 if TYPE_CHECKING:
     from collections.abc import Callable
-
-ROOT = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent
-# As in the Procfile's web line.
-ACCESS_LOG_FORMAT = '{"request": "%(r)s", "status": %(s)s, "ms": %(M)s}'
 
 
 class StackError(RuntimeError):
     pass
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child
@@ -181,7 +172,7 @@ class Stack:
     # Long-running processes, as in the Procfile
 
     def start_gateway(self) -> None:
-        self._start("gateway", [sys.executable, "-m", "workers.gateway.fakeserver"])
+        self._start("gateway", processes.gateway())
         self.wait_for(
             lambda: httpx.get(f"{self.gateway_url}/healthz").status_code == 200,
             30,
@@ -191,24 +182,7 @@ class Stack:
 
     def start_web(self, workers: int, threads: int) -> None:
         self._start(
-            "web",
-            [
-                str(BIN / "gunicorn"),
-                "settings.wsgi",
-                "--bind",
-                f"127.0.0.1:{self.web_port}",
-                "--workers",
-                str(workers),
-                "--threads",
-                str(threads),
-                "--access-logfile",
-                "-",
-                "--access-logformat",
-                ACCESS_LOG_FORMAT,
-                # As in the Procfile: the per-user default (~/.gunicorn/gunicorn.ctl)
-                # would be shared by every gunicorn of this user on the machine.
-                "--no-control-socket",
-            ],
+            "web", processes.web(self.web_port, workers=workers, threads=threads)
         )
         self.wait_for(
             lambda: httpx.get(f"{self.web_url}/healthz").status_code == 200,
@@ -218,23 +192,7 @@ class Stack:
         )
 
     def start_worker(self, concurrency: int) -> None:
-        self._start(
-            "worker",
-            [
-                str(BIN / "celery"),
-                "-A",
-                "workers",
-                "worker",
-                "--loglevel",
-                "INFO",
-                "--concurrency",
-                str(concurrency),
-                "-Q",
-                "payouts",
-                "-n",
-                f"bench-{secrets.token_hex(3)}@%h",
-            ],
-        )
+        self._start("worker", processes.worker(concurrency, "bench"))
         self.wait_for(
             lambda: b" ready." in self.log_of("worker"),
             90,
@@ -243,7 +201,7 @@ class Stack:
         )
 
     def start_followers(self) -> None:
-        self._start("followers", [sys.executable, "manage.py", "run_followers"])
+        self._start("followers", processes.followers())
         self.wait_for(
             lambda: b"following the event log" in self.log_of("followers"),
             60,

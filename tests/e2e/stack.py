@@ -9,9 +9,7 @@ import contextlib
 import os
 import secrets
 import signal
-import socket
 import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,17 +19,11 @@ import httpx
 import psycopg
 import redis
 
+from tests.e2e import processes
+from tests.e2e.processes import BIN, ROOT, free_port
+
 if TYPE_CHECKING:
     from collections.abc import Callable
-
-ROOT = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_for(
@@ -131,43 +123,13 @@ class Stack:
     def start(self, *names: str) -> None:
         port = self.web_url.rsplit(":", 1)[1]
         commands = {
-            "gateway": [str(BIN / "python"), "-m", "workers.gateway.fakeserver"],
-            "web": [
-                str(BIN / "gunicorn"),
-                "settings.wsgi",
-                "--bind",
-                f"127.0.0.1:{port}",
-                "--workers",
-                "2",
-                "--threads",
-                "4",
-                "--no-control-socket",
-            ],
-            "worker": [
-                str(BIN / "celery"),
-                "-A",
-                "workers",
-                "worker",
-                "--loglevel",
-                "INFO",
-                "--concurrency",
-                self.env.get("WORKER_CONCURRENCY", "2"),
-                "-Q",
-                "payouts",
-                "-n",
-                f"e2e-{secrets.token_hex(3)}@%h",
-            ],
-            "followers": [str(BIN / "python"), "manage.py", "run_followers"],
-            "beat": [
-                str(BIN / "celery"),
-                "-A",
-                "workers",
-                "beat",
-                "--loglevel",
-                "INFO",
-                "--schedule",
-                str(self.workdir / "beat-schedule"),
-            ],
+            "gateway": processes.gateway(),
+            "web": processes.web(int(port)),
+            "worker": processes.worker(
+                int(self.env.get("WORKER_CONCURRENCY", "2")), "e2e"
+            ),
+            "followers": processes.followers(),
+            "beat": processes.beat(self.workdir / "beat-schedule"),
         }
         for name in names or ("gateway", "web", "worker", "followers"):
             log = (self.workdir / f"{name}.log").open("ab")
