@@ -3,10 +3,6 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
-PORT ?= 8000
-GATEWAY_URL ?= http://127.0.0.1:8001
-WEB_PORT := $(PORT)
-export PORT WEB_PORT GATEWAY_URL
 
 .PHONY: run test setup lint format bench chaos clean
 
@@ -20,15 +16,10 @@ setup: $(VENV)/.installed
 	@$(PY) manage.py migrate --noinput
 	@$(PY) manage.py collectstatic --noinput --verbosity 0
 
+# Every process under supervisord (deploy/processes.py is the one table of them).
 run: setup
-	@mkdir -p .run/prometheus && rm -f .run/prometheus/*.db
 	@$(PY) manage.py ensure_demo_admin
-	@echo "API      http://127.0.0.1:$(PORT)/api/v1/payouts/"
-	@echo "Docs     http://127.0.0.1:$(PORT)/api/v1/docs/"
-	@echo "Admin    http://127.0.0.1:$(PORT)/admin/"
-	@echo "Gateway  $(GATEWAY_URL)/charges"
-	@echo "Stack    $${DATABASE_URL:+PostgreSQL + Redis}$${DATABASE_URL:-embedded (SQLite, file broker)}"
-	PROMETHEUS_MULTIPROC_DIR=$(CURDIR)/.run/prometheus $(VENV)/bin/honcho start -f Procfile
+	@$(PY) manage.py supervise
 
 test: setup
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -13,10 +13,16 @@ import os
 import secrets
 from pathlib import Path
 
-ENV_FILE = Path(__file__).resolve().parent.parent / ".env"
+# settings/env.py reads the same file.
+ENV_FILE = Path(
+    os.environ.get("ENV_FILE") or Path(__file__).resolve().parent.parent / ".env"
+)
 
 
 def main() -> None:
+    if os.environ.get("APP_ENV") == "production":
+        # A deployment's secrets come from its operator, never from a generator.
+        return
     existing = ENV_FILE.read_text() if ENV_FILE.exists() else ""
     defined = {
         line.split("=", 1)[0].strip().removeprefix("export ").strip()

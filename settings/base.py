@@ -4,9 +4,31 @@ from __future__ import annotations
 
 from django.core.exceptions import ImproperlyConfigured
 
-from settings.env import BASE_DIR, RUN_DIR, env
+from settings.env import APP_ENV, BASE_DIR, PRODUCTION, RUN_DIR, env  # noqa: F401 (settings)
 
 DEBUG = env.bool("DEBUG", default=False)
+if PRODUCTION:
+    # Production refuses to start on anything a deployer must choose: no generated
+    # secret, no embedded database or broker, no guessed host names.
+    _missing = [
+        name
+        for name in (
+            "SECRET_KEY",
+            "CIPHER_KEYS",
+            "AUDIT_HMAC_KEY",
+            "ALLOWED_HOSTS",
+            "DATABASE_URL",
+            "REDIS_URL",
+        )
+        if not env.str(name, default="")
+    ]
+    if _missing:
+        raise ImproperlyConfigured(
+            f"APP_ENV=production needs {', '.join(_missing)} set (README, "
+            "'Running in production')"
+        )
+    if DEBUG:
+        raise ImproperlyConfigured("DEBUG must be off when APP_ENV=production")
 _INSECURE_KEY_PREFIX = "django-insecure"
 SECRET_KEY = env.str("SECRET_KEY", default="")
 if not SECRET_KEY or SECRET_KEY.startswith(_INSECURE_KEY_PREFIX):
@@ -38,6 +60,7 @@ INSTALLED_APPS = [
     "projections",
     "api",
     "workers",
+    "deploy",
 ]
 
 MIDDLEWARE = [
@@ -132,7 +155,17 @@ SECURE_PROXY_SSL_HEADER = (
     if env.bool("BEHIND_TLS_PROXY", default=False)
     else None
 )
-SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env.bool("SECURE_COOKIES", default=False)
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env.bool(
+    "SECURE_COOKIES", default=PRODUCTION
+)
+if PRODUCTION:
+    # TLS only. The probes of a load balancer or an orchestrator speak plain HTTP to
+    # the host itself, so the health and metrics paths are not redirected.
+    SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
+    SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31_536_000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = True
 DATA_UPLOAD_MAX_MEMORY_SIZE = 64 * 1024  # a payout body is a few hundred bytes
 
 PAYOUT_MAX_AMOUNT = env.str("PAYOUT_MAX_AMOUNT", default="1000000000")
@@ -156,3 +189,4 @@ from settings.drf import *  # noqa: E402, F403
 from settings.eventstore import *  # noqa: E402, F403
 from settings.gateway import *  # noqa: E402, F403
 from settings.logging import *  # noqa: E402, F403
+from settings.processes import *  # noqa: E402, F403

@@ -18,6 +18,9 @@ class Command(BaseCommand):
     help = "Create (or reset) the demo admin and print its credentials."
 
     def handle(self, *args: Any, **options: Any) -> None:
+        if settings.PRODUCTION:
+            self.stdout.write("APP_ENV=production: no demo admin is created")
+            return
         Group.objects.get_or_create(name=AUDITORS_GROUP)
         secret_file = Path(settings.RUN_DIR) / "demo-admin-password"
         secret_file.parent.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,26 @@
+"""The process model's knobs: read by `manage.py supervise` (deploy/) and by
+gunicorn.conf.py, which imports this module without setting Django up."""
+
+from __future__ import annotations
+
+from settings.env import PRODUCTION, RUN_DIR, env
+
+PORT = env.int("PORT", default=8000)
+# Behind a load balancer a production host listens on every interface; `make run`
+# stays on loopback.
+HOST = env.str("HOST", default="0.0.0.0" if PRODUCTION else "127.0.0.1")
+WEB_CONCURRENCY = env.int("WEB_CONCURRENCY", default=2)
+WEB_THREADS = env.int("WEB_THREADS", default=4)
+# SIGTERM to gunicorn: requests in flight get this long to finish.
+WEB_GRACEFUL_SECONDS = 10
+WORKER_CONCURRENCY = env.int("WORKER_CONCURRENCY", default=2)
+# The stand-in payment provider runs beside the service, never in production.
+RUN_FAKE_GATEWAY = not PRODUCTION and env.bool("RUN_FAKE_GATEWAY", default=True)
+# Empty: every process writes to the supervisor's standard output (`make run`).
+# A directory: one `<process>.log` each there, and `supervisord.log`.
+PROCESS_LOG_DIR = env.str("PROCESS_LOG_DIR", default="")
+# prometheus-client reads this variable itself, so the supervisor hands it to every
+# process; the launcher empties the directory before the processes start.
+PROMETHEUS_MULTIPROC_DIR = env.str(
+    "PROMETHEUS_MULTIPROC_DIR", default=str(RUN_DIR / "prometheus")
+)
