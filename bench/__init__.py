@@ -1,8 +1,9 @@
 """`make bench`: throughput and latency of the payout ledger on its production stack.
 
-PostgreSQL + Redis, gunicorn (gthread, as in the Procfile), Celery workers, the
-projector/dispatcher (`manage.py run_followers`) and the bundled fake gateway, all
-on a private database (`payouts_bench`, dropped and recreated) and Redis database
+PostgreSQL + Redis, gunicorn (gthread), Celery workers, the projector/dispatcher
+(`manage.py run_followers`) and the bundled fake gateway, started as `make run`
+starts them (tools/stack.py: the process table under supervisord), all on a private
+database (`payouts_bench`, dropped and recreated) and Redis database
 (`/9`, flushed), so no one else's data is touched.
 
 Phases:

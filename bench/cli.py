@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import signal
 import sys
 import threading
@@ -18,7 +19,7 @@ from urllib.parse import urlencode
 import httpx
 
 from bench.load import STOP, latency_summary, new_client, run_load
-from bench.stack import ROOT, Stack, StackError
+from tools.stack import ROOT, Stack, StackError
 
 RESULTS_DIR = ROOT / "bench-results"
 TERMINAL = ("completed", "failed", "cancelled")
@@ -89,14 +90,20 @@ def main(argv: list[str] | None = None) -> int:
     for signum in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, _interrupt)
     logs = RESULTS_DIR / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(logs, ignore_errors=True)
     stack = Stack(
-        postgres_url=args.postgres,
-        dbname=args.dbname,
+        logs,
+        database_url=f"{args.postgres.rstrip('/')}/{args.dbname}",
         redis_url=args.redis,
-        logs_dir=logs,
-        gateway_latency_ms=args.gateway_latency_ms,
-        overrides=dict(item.split("=", 1) for item in args.set),
+        overrides={
+            "GATEWAY_LATENCY_MS": str(args.gateway_latency_ms),
+            "LOG_LEVEL": "WARNING",
+            "API_THROTTLE_RATE": "1000000/s",
+            "WEB_CONCURRENCY": str(args.gunicorn_workers),
+            "WEB_THREADS": str(args.gunicorn_threads),
+            "WORKER_CONCURRENCY": str(args.celery_concurrency),
+            **dict(item.split("=", 1) for item in args.set),
+        },
     )
     results: dict[str, Any] = {
         "started_at": _now(),
@@ -121,9 +128,9 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     finally:
         STOP.set()
-        stack.close()
+        stack.stop()
         if not args.keep_db:
-            stack.drop_storage()
+            stack.drop_database()
     results["total_seconds"] = round(time.perf_counter() - began, 1)
     print_table(results)
     args.output.parent.mkdir(parents=True, exist_ok=True)
@@ -146,7 +153,7 @@ def step(message: str) -> None:
 
 def bench(stack: Stack, args: argparse.Namespace, results: dict[str, Any]) -> None:
     step(f"fresh database {args.dbname} and Redis {args.redis}; migrate")
-    stack.reset_storage()
+    stack.create_database()
     stack.run("manage.py", "migrate", "--noinput", timeout=300)
 
     step(f"API key; seeding {args.list_rows} payouts through the ledger application")
@@ -178,7 +185,7 @@ def bench(stack: Stack, args: argparse.Namespace, results: dict[str, Any]) -> No
     step(f"VACUUM ANALYZE in {vacuum:.1f}s (as autovacuum would after a bulk load)")
 
     step(f"gunicorn {args.gunicorn_workers} workers x {args.gunicorn_threads} threads")
-    stack.start_web(args.gunicorn_workers, args.gunicorn_threads)
+    stack.start("web")
 
     results["list"] = list_phase(stack, args, api_key, facts)
     results["create"] = create_phase(stack, args, api_key)
@@ -190,9 +197,7 @@ def bench(stack: Stack, args: argparse.Namespace, results: dict[str, Any]) -> No
     step(
         f"gateway, Celery worker (concurrency {args.celery_concurrency}), run_followers"
     )
-    stack.start_gateway()
-    stack.start_worker(args.celery_concurrency)
-    stack.start_followers()
+    stack.start("gateway", "worker", "followers")
     results["e2e"] = e2e_phase(stack, args, api_key)
     stack.check_alive()
     results["server_errors_logged"] = {

@@ -17,7 +17,6 @@ failed, the tables differ or the rebuild failed. Never a test: no timing is asse
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import sys
@@ -29,10 +28,9 @@ from urllib.parse import urlencode
 
 import httpx
 import psycopg
-from psycopg import sql
 
 from bench.load import Sample, latency_summary, new_client
-from bench.stack import ROOT, Stack, StackError
+from tools.stack import ROOT, Stack, StackError
 
 RESULTS = ROOT / "bench-results"
 # Nearly every payout reaches a final status: 1 + 2 events for most, 1 + 1 for a few.
@@ -70,6 +68,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add("--settle", type=float, default=3.0, help="seconds of reads before/after")
     add("--postgres", default="postgresql://postgres@127.0.0.1:5432")
     add("--dbname", default="payouts_rebuild_bench")
+    add("--redis", default="redis://127.0.0.1:6379/9")
     add("--keep-db", action="store_true", help="keep the database afterwards")
     add("--output", default=str(RESULTS / "rebuild.json"))
     return parser.parse_args(argv)
@@ -87,7 +86,13 @@ def main(argv: list[str] | None = None) -> int:
     logs = RESULTS / "logs-rebuild"
     logs.mkdir(parents=True, exist_ok=True)
     stack = Stack(
-        postgres_url=args.postgres, dbname=args.dbname, redis_url="", logs_dir=logs
+        logs,
+        database_url=f"{args.postgres.rstrip('/')}/{args.dbname}",
+        redis_url=args.redis,
+        overrides={
+            "WEB_CONCURRENCY": str(args.gunicorn_workers),
+            "WEB_THREADS": str(args.gunicorn_threads),
+        },
     )
     results: dict[str, Any] = {
         "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -100,9 +105,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bench failed: {exc} (logs in {logs})", file=sys.stderr)
         return 1
     finally:
-        stack.close()
+        stack.stop()
         if not args.keep_db:
-            _drop_database(stack)
+            stack.drop_database()
     print_table(results)
     with open(args.output, "w") as out:
         out.write(json.dumps(results, indent=2, default=str) + "\n")
@@ -112,9 +117,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def bench(stack: Stack, args: argparse.Namespace, results: dict[str, Any]) -> bool:
     step(f"fresh database {args.dbname}; migrate")
-    _drop_database(stack)
-    with psycopg.connect(stack.admin_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(args.dbname)))
+    stack.create_database()
     stack.run("manage.py", "migrate", "--noinput", timeout=300)
 
     step(f"seeding {args.rows} payouts through the ledger, then projecting them")
@@ -135,7 +138,7 @@ def bench(stack: Stack, args: argparse.Namespace, results: dict[str, Any]) -> bo
     step(
         f"gunicorn {args.gunicorn_workers}x{args.gunicorn_threads}; {args.clients} list clients"
     )
-    stack.start_web(args.gunicorn_workers, args.gunicorn_threads)
+    stack.start("web")
     reader = Reader(stack.web_url, prepared["api_key"], args.clients)
     reader.start()
     time.sleep(args.settle)
@@ -246,18 +249,6 @@ def _parse_summary(line: str) -> dict[str, Any]:
         }
     except (IndexError, ValueError):
         return {}
-
-
-def _drop_database(stack: Stack) -> None:
-    with (
-        contextlib.suppress(psycopg.Error),
-        psycopg.connect(stack.admin_url, autocommit=True) as conn,
-    ):
-        conn.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                sql.Identifier(stack.dbname)
-            )
-        )
 
 
 def print_table(results: dict[str, Any]) -> None:

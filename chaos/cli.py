@@ -1,7 +1,9 @@
 """`make chaos`: load, faults, recovery, then the money-safety invariants.
 
-Runs the real processes (tests/e2e/stack.py) on a fresh PostgreSQL database and a
-Redis database of its own, reached through a proxy the harness can cut. The seed
+Runs the stack as `make run` does (tools/stack.py: the process table under
+supervisord) on a fresh PostgreSQL database and a Redis database of its own, reached
+through a proxy the harness can cut. The supervisor, not the harness, restarts what
+the faults kill. The seed
 decides the load and the fault schedule; a failing run is replayed with `--seed`
 (process timing, and so the exact interleaving, is not deterministic).
 """
@@ -32,7 +34,7 @@ import httpx
 import psycopg
 import redis
 
-from chaos.check import Snapshot, check, settled, snapshot, verify_ledger
+from chaos.check import Result, Snapshot, check, settled, snapshot, verify_ledger
 from chaos.faults import (
     Injector,
     ensure_postgres_running,
@@ -41,7 +43,7 @@ from chaos.faults import (
 )
 from chaos.load import Load, expected_outcome, plan
 from chaos.proxy import TcpProxy
-from tests.e2e.stack import BIN, ROOT, Stack
+from tools.stack import BIN, ROOT, Stack
 
 DEFAULT_POSTGRES = "postgres://postgres@127.0.0.1:5432"
 DEFAULT_REDIS = "redis://127.0.0.1:6379"
@@ -285,7 +287,7 @@ def run(args: argparse.Namespace, clock: Clock) -> int:
         shutil.rmtree(old, ignore_errors=True)
     console, sys.stdout = sys.stdout, Tee(sys.stdout, workdir / "chaos.log")
     source = snapshot_source(workdir / "src")
-    stack = Stack.create(
+    stack = Stack.fresh(
         workdir,
         "chaos",
         root=workdir / "src",
@@ -320,10 +322,11 @@ def run(args: argparse.Namespace, clock: Clock) -> int:
     try:
         started = time.monotonic()
         stack.prepare()
-        stack.start("gateway", "web", "worker", "followers", "beat")
+        stack.start()
         durations["setup"] = time.monotonic() - started
         say(
-            f"stack up in {durations['setup']:.1f}s: gateway, web, worker, followers, beat"
+            f"stack up in {durations['setup']:.1f}s under supervisord: "
+            + ", ".join(stack.names())
         )
         say(
             f"load: {len(specs)} creates at {args.rate:g}/s over {window:.0f}s; "
@@ -353,10 +356,7 @@ def run(args: argparse.Namespace, clock: Clock) -> int:
         durations["recovery"] = time.monotonic() - quiet_from
         injector.stop.set()
         injector.join(30)
-        alive = {
-            name: stack.alive(name)
-            for name in ("gateway", "web", "worker", "followers", "beat")
-        }
+        alive = {name: stack.alive(name) for name in stack.names()}
         started = time.monotonic()
         freeze(stack, say)
         verify = verify_ledger(
@@ -371,6 +371,7 @@ def run(args: argparse.Namespace, clock: Clock) -> int:
             recovery_seconds=args.recovery_seconds,
             verify=verify,
         )
+        results.append(restarted_by_supervisor(injector.injected.restarts))
         durations["checks"] = time.monotonic() - started
         save_evidence(workdir, load, charges, snap)
         report(
@@ -383,6 +384,7 @@ def run(args: argparse.Namespace, clock: Clock) -> int:
             settled_after,
             verify,
             alive,
+            exits=exits_on_their_own(workdir / "supervisord.log", injector.injected),
             crashes=failpoint_crashes(workdir / "worker.log"),
             window=(injected.first, injected.last_end, load.started),
             total=time.monotonic() - clock.t0,
@@ -403,6 +405,34 @@ def run(args: argparse.Namespace, clock: Clock) -> int:
         proxy.close()
         sys.stdout.flush()
         sys.stdout = console
+
+
+def restarted_by_supervisor(restarts: list[tuple[str, float | None]]) -> Result:
+    """Every kill -9 of the whole worker was followed by the supervisor running it
+    again (and the worker consuming) within the deadline."""
+    workers = [seconds for name, seconds in restarts if name == "worker"]
+    back = [s for s in workers if s is not None]
+    slowest = f" (slowest {max(back):.1f}s)" if back else ""
+    return Result(
+        "restarted",
+        f"workers restarted by the supervisor: {len(back)}/{len(workers)}{slowest}",
+        len(back) == len(workers),
+        [f"{name} not back" for name, seconds in restarts if seconds is None],
+    )
+
+
+def exits_on_their_own(log: Path, injected: Any) -> dict[str, int]:
+    """Exits the supervisor saw beyond the kills the harness made (a process that
+    crashed by itself), per process."""
+    if not log.exists():
+        return {}
+    seen = Counter(
+        line.split("exited: ", 1)[1].split(" ", 1)[0]
+        for line in log.read_text(errors="replace").splitlines()
+        if "exited: " in line and "not expected" in line
+    )
+    seen.subtract(Counter(name for name, _ in injected.restarts))
+    return {name: count for name, count in seen.items() if count > 0}
 
 
 def save_evidence(
@@ -476,6 +506,7 @@ def report(
     verify: tuple[int, str],
     alive: dict[str, bool],
     *,
+    exits: dict[str, int],
     crashes: int,
     window: tuple[float | None, float | None, float],
     total: float,
@@ -542,10 +573,10 @@ def report(
     )
     if injected.errors:
         print(f"fault injection errors: {injected.errors}")
-    if injected.exits:
+    if exits:
         print(
-            "processes that exited on their own (restarted): "
-            + ", ".join(f"{name} (exit {code})" for name, code in injected.exits)
+            "processes that exited on their own (restarted by the supervisor): "
+            + ", ".join(f"{name} {count}" for name, count in sorted(exits.items()))
         )
     span = (
         f"+{first - t0:.0f}s..+{last - t0:.0f}s of the load"

@@ -1,8 +1,9 @@
 """The faults: a schedule drawn from the seed, and the injector that carries it out.
 
-Every fault touches only what the harness started or owns: the processes of its
-Stack (by the PIDs it started), its own Redis database (FLUSHDB), its own proxy to
-Redis, its own fake gateway. The one exception is the PostgreSQL restart, which is
+Every fault touches only what the harness started or owns: the processes its
+Stack's supervisor runs (by the PIDs the supervisor reports), its own Redis database
+(FLUSHDB), its own proxy to Redis, its own fake gateway. A killed process is brought
+back by that supervisor, as under `make run`; the harness only waits and counts. The one exception is the PostgreSQL restart, which is
 the machine's shared cluster: done at most `--pg-restarts` times, kept short, and
 always brought back up (`ensure_postgres_running`) even if the run is interrupted.
 """
@@ -23,12 +24,17 @@ import httpx
 import psycopg
 import redis
 
+from tools.stack import StackError
+
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from chaos.proxy import TcpProxy
-    from tests.e2e.stack import Stack
+    from tools.stack import Stack
 
+# A killed process must be running and ready again within this (supervisor backoff
+# included); past it, the restart counts as failed.
+RESTART_DEADLINE = 30.0
 GATEWAY_FAULTS = {
     "error": 0.15,
     "reset": 0.05,
@@ -42,7 +48,7 @@ GATEWAY_FAULTS = {
 class Fault:
     at: float  # seconds after the load started
     kind: str
-    duration: float = 0.0  # outage length, or the pause before a restart
+    duration: float = 0.0  # outage length
     mode: str = ""
 
 
@@ -69,12 +75,7 @@ def schedule(
         return [start + width * (n + rng.uniform(0.1, 0.9)) for n in range(count)]
 
     faults = [
-        Fault(
-            at,
-            "worker_kill",
-            rng.uniform(0.5, 3.0),
-            "worker" if rng.random() < 0.8 else "child",
-        )
+        Fault(at, "worker_kill", mode="worker" if rng.random() < 0.8 else "child")
         for at in spread(worker_kills)
     ]
     faults += [Fault(at, "broker_flush") for at in spread(broker_flushes)]
@@ -86,10 +87,7 @@ def schedule(
         Fault(rng.uniform(0.3 * window, 0.6 * window), "pg_restart")
         for _ in range(pg_restarts)
     ]
-    faults += [
-        Fault(at, "followers_kill", rng.uniform(0.2, 2.0))
-        for at in spread(follower_kills)
-    ]
+    faults += [Fault(at, "followers_kill") for at in spread(follower_kills)]
     faults += [
         Fault(at, "gateway_faults", min(rng.uniform(8.0, 15.0), window / 3))
         for at in spread(gateway_windows)
@@ -109,7 +107,9 @@ class Injected:
     follower_kills: list[int] = field(default_factory=list)  # projector lag at the kill
     gateway_windows: list[float] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
-    exits: list[tuple[str, int | None]] = field(default_factory=list)  # on their own
+    # (process, seconds until the supervisor had it running and ready again, or
+    # None when it did not within RESTART_DEADLINE)
+    restarts: list[tuple[str, float | None]] = field(default_factory=list)
     first: float | None = None
     last_end: float | None = None  # monotonic time the last fault ended
 
@@ -193,8 +193,7 @@ class Injector:
     def _run(self, faults: list[Fault], t0: float) -> None:
         """Inject the faults on time (their undoing runs on timers of its own, so a
         slow fault never lengthens an outage), and in between act as the service's
-        supervisor (systemd, Kubernetes): a process that exited on its own is noted
-        and started again. Goes on supervising until `stop`."""
+        """
         todo = [(t0 + f.at, n, f) for n, f in enumerate(faults)]
         while not self.stop.is_set():
             if not todo and not self.pending and not self.done.is_set():
@@ -203,7 +202,6 @@ class Injector:
             due = min(todo[0][0] if todo else float("inf"), time.monotonic() + 1.0)
             if self.stop.wait(max(0.0, due - time.monotonic())):
                 break
-            self._supervise()
             if todo and todo[0][0] <= time.monotonic():
                 _, _, fault = todo.pop(0)
                 if self.injected.first is None:
@@ -211,19 +209,6 @@ class Injector:
                 self._guard(fault.kind, lambda fault=fault: self._inject(fault))
                 self.injected.last_end = time.monotonic()
         self.restore_all()
-
-    def _supervise(self) -> None:
-        # Not the gateway: it stands for the provider, whose charges it holds in memory.
-        for name in ("web", "worker", "followers", "beat"):
-            process = self.stack.processes.get(name)
-            if process is None or process.poll() is None:
-                continue
-            self.injected.exits.append((name, process.returncode))
-            self.say(
-                f"{name} exited on its own (exit code {process.returncode}); "
-                "starting it again, as a supervisor would"
-            )
-            self._guard(f"restart {name}", lambda name=name: self._restart(name))
 
     def restore_all(self) -> None:
         """Undo every fault still active (outages, gateway faults): on the normal end
@@ -265,27 +250,29 @@ class Injector:
 
     # The faults
 
-    def _restart(self, name: str) -> None:
-        log = self.stack.workdir / f"{name}.log"
-        self.log_offsets[name] = log.stat().st_size if log.exists() else 0
-        self.stack.restart(name)
-
-    def _await_worker(self, timeout: float = 30.0) -> float:
-        """Wait until the worker (re)started last has logged `ready.`: a worker killed
-        again before it ever consumed would only stand for a longer outage."""
-        log, started = self.stack.workdir / "worker.log", time.monotonic()
-        while time.monotonic() - started < timeout and not self.stop.is_set():
-            with contextlib.suppress(OSError), log.open("rb") as handle:
-                handle.seek(self.log_offsets.get("worker", 0))
-                if b" ready." in handle.read():
-                    break
-            time.sleep(0.1)
-        return time.monotonic() - started
+    def _kill_and_await(self, name: str) -> list[int]:
+        """kill -9 of a process and its children, then wait for the supervisor to
+        have it running and ready again; the PIDs killed."""
+        old = self.stack.pid(name)
+        offset = len(self.stack.log_of(name))
+        pids = self.stack.kill(name, group=True)
+        if old is None or not pids:
+            raise StackError(f"{name} was not running when its kill was due")
+        try:
+            seconds: float | None = self.stack.wait_restarted(
+                name, old, offset, RESTART_DEADLINE
+            )
+            self.say(f"{name} restarted by the supervisor after {seconds:.1f}s")
+        except StackError as exc:
+            seconds = None
+            self.say(f"{name} NOT restarted by the supervisor: {exc}")
+        self.injected.restarts.append((name, seconds))
+        return pids
 
     def _worker_kill(self, fault: Fault) -> None:
         injected = self.injected
         # At a random moment of its work, not during its start.
-        self._await_worker()
+        self.stack.wait_ready("worker", 0, RESTART_DEADLINE)
         self.stop.wait(self.rng.uniform(0.0, 2.0))
         if fault.mode == "child":
             children = self.stack.children("worker")
@@ -299,19 +286,13 @@ class Injector:
                     )
                     self.say(f"kill -9 worker child {child}")
                     return
-        self._supervise()
-        pids = self.stack.kill("worker")
+        self.say("kill -9 worker and its pool children")
+        pids = self._kill_and_await("worker")
         injected.worker_kills += 1
         injected.pids_killed += len(pids)
         injected.worker_kill_modes["worker"] = (
             injected.worker_kill_modes.get("worker", 0) + 1
         )
-        self.say(
-            f"kill -9 worker {pids[0]} and children {pids[1:]}; "
-            f"restart in {fault.duration:.1f}s"
-        )
-        self.stop.wait(fault.duration)
-        self._restart("worker")
 
     def _broker_flush(self, fault: Fault) -> None:
         client = redis.Redis.from_url(self.stack.redis_url)
@@ -371,15 +352,9 @@ class Injector:
             if lag > 0:
                 break
             time.sleep(0.02)
-        self._supervise()
-        pids = self.stack.kill("followers")
+        self.say(f"kill -9 run_followers ({lag} events behind)")
+        self._kill_and_await("followers")
         self.injected.follower_kills.append(lag)
-        self.say(
-            f"kill -9 run_followers {pids[:1]} ({lag} events behind); "
-            f"restart in {fault.duration:.1f}s"
-        )
-        self.stop.wait(fault.duration)
-        self._restart("followers")
 
     def _projector_lag(self) -> int:
         with (

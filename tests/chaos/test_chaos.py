@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from tests.e2e.stack import ROOT
+from tools.stack import ROOT
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.chaos]
 

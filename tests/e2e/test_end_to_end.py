@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import pytest
 
-from tests.e2e.stack import Stack, wait_for
+from tools.stack import Stack, wait_for
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -32,10 +32,10 @@ TERMINAL = {"completed", "failed", "cancelled"}
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    stack = Stack.create(tmp_path_factory.mktemp("e2e"))
+    stack = Stack.fresh(tmp_path_factory.mktemp("e2e"))
     try:
         stack.prepare()
-        stack.start("gateway", "web", "worker", "followers")
+        stack.start()
         yield stack
     finally:
         stack.destroy()
