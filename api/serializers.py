@@ -9,9 +9,11 @@ from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema_fiel
 from rest_framework import serializers
 
 from ledger.errors import InvalidValue
+from ledger.payout import ACTOR_TYPES, EVENT_TYPES
 from ledger.values import PayoutStatus, minor_unit
 
 STATUSES = [s.value for s in PayoutStatus]
+EVENT_TYPE_NAMES = list(EVENT_TYPES.values())
 
 
 class StrictSerializer(serializers.Serializer):
@@ -181,15 +183,13 @@ class PayoutOutput(serializers.Serializer):
 
 
 class ActorOutput(serializers.Serializer):
-    type = serializers.ChoiceField(choices=["user", "api_key", "worker", "system"])
+    type = serializers.ChoiceField(choices=ACTOR_TYPES)
     id = serializers.CharField()
 
 
 class HistoryEntryOutput(serializers.Serializer):
     version = serializers.IntegerField()
-    type = serializers.ChoiceField(
-        choices=["Created", "ProcessingStarted", "Completed", "Failed", "Cancelled"]
-    )
+    type = serializers.ChoiceField(choices=EVENT_TYPE_NAMES)
     occurred_at = serializers.DateTimeField()
     actor = ActorOutput()
     request_id = serializers.CharField(allow_blank=True)

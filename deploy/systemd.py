@@ -53,7 +53,7 @@ def _service(process: Process, *, root: Path, env_file: Path, user: str) -> str:
         f"WorkingDirectory={root}\n"
         f"EnvironmentFile={env_file}\n"
         f"Environment=PROCESS_NAME={process.name}\n"
-        f"ExecStart={' '.join(_quote(arg) for arg in process.command)}\n"
+        f"ExecStart={' '.join(exec_arg(arg) for arg in process.command)}\n"
         "Restart=always\n"
         "RestartSec=1\n"
         # SIGTERM to the main process (warm or graceful stop), SIGKILL to whatever
@@ -66,7 +66,7 @@ def _service(process: Process, *, root: Path, env_file: Path, user: str) -> str:
     )
 
 
-def _quote(arg: str) -> str:
+def exec_arg(arg: str) -> str:
     """One ExecStart argument: systemd expands % specifiers and $VARIABLES."""
     arg = arg.replace("%", "%%").replace("$", "$$")
     if re.fullmatch(r"[\w@%$./:=,+-]+", arg):

@@ -28,6 +28,9 @@ MAX_DESCRIPTION = 500
 MAX_REASON = 500
 
 
+ACTOR_TYPES = ("user", "api_key", "worker", "system")
+
+
 @dataclass(frozen=True)
 class Actor:
     """Who caused an event: a user, an API key (by prefix), a worker, or the system."""

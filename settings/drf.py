@@ -42,7 +42,14 @@ SPECTACULAR_SETTINGS = {
     "SERVE_AUTHENTICATION": [],
     "COMPONENT_SPLIT_REQUEST": True,
     "SCHEMA_PATH_PREFIX": r"/api/v1",
-    "ENUM_NAME_OVERRIDES": {"PayoutStatusEnum": "ledger.values.PayoutStatus"},
+    # One name per choice set, so that generators get stable, readable enums.
+    "ENUM_NAME_OVERRIDES": {
+        "PayoutStatusEnum": "api.serializers.STATUSES",
+        "CardRecipientTypeEnum": ["card"],
+        "BankAccountRecipientTypeEnum": ["bank_account"],
+        "ActorTypeEnum": "ledger.payout.ACTOR_TYPES",
+        "EventTypeEnum": "api.serializers.EVENT_TYPE_NAMES",
+    },
     "APPEND_COMPONENTS": {
         "securitySchemes": {
             "ApiKey": {

@@ -6,6 +6,9 @@ from settings.env import env
 
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
 LOG_FORMAT = env.str("LOG_FORMAT", default="json")
+# Set by the supervisor for each process (deploy/supervisor.py): under `make run` all
+# of them write to one terminal, and each line says whose it is.
+PROCESS_NAME = env.str("PROCESS_NAME", default="")
 
 LOGGING = {
     "version": 1,
@@ -23,6 +26,7 @@ LOGGING = {
                 "levelname": "level",
                 "name": "logger",
             },
+            "static_fields": {"process": PROCESS_NAME} if PROCESS_NAME else {},
         },
         "text": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
     },

@@ -1,0 +1,117 @@
+"""APP_ENV=production: the deployed process model. With its documented settings it
+passes `check --deploy`, runs no fake gateway and creates no demo user; without them
+it refuses to start."""
+
+from __future__ import annotations
+
+import base64
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.contrib.auth.models import User
+from django.core.management import call_command
+from django.test import override_settings
+
+from tools.stack import ROOT
+
+# README, "Running in production": what a deployment must set.
+PRODUCTION = {
+    "APP_ENV": "production",
+    "SECRET_KEY": secrets.token_urlsafe(50),
+    "CIPHER_KEYS": "k1:" + base64.b64encode(secrets.token_bytes(32)).decode(),
+    "AUDIT_HMAC_KEY": secrets.token_urlsafe(32),
+    "ALLOWED_HOSTS": "payouts.example.com",
+    "DATABASE_URL": "postgres://payouts@db.internal:5432/payouts",
+    "REDIS_URL": "redis://redis.internal:6379/0",
+    "GATEWAY_URL": "https://provider.example.com",
+}
+
+
+def manage(
+    *args: str, env: dict[str, str], tmp_path: Path
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        # Nothing of this machine's environment or .env: only what is given.
+        env={
+            "PATH": "/usr/bin:/bin",
+            "ENV_FILE": str(tmp_path / "absent.env"),
+            "RUN_DIR": str(tmp_path / "run"),
+            **env,
+        },
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_production_passes_check_deploy_with_no_warning(tmp_path: Path) -> None:
+    result = manage(
+        "check",
+        "--deploy",
+        "--fail-level",
+        "WARNING",
+        env=PRODUCTION,
+        tmp_path=tmp_path,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "missing",
+    [
+        "SECRET_KEY",
+        "CIPHER_KEYS",
+        "AUDIT_HMAC_KEY",
+        "ALLOWED_HOSTS",
+        "DATABASE_URL",
+        "REDIS_URL",
+    ],
+)
+def test_production_refuses_to_start_without_each_setting(
+    tmp_path: Path, missing: str
+) -> None:
+    env = {k: v for k, v in PRODUCTION.items() if k != missing}
+    result = manage("check", env=env, tmp_path=tmp_path)
+    assert result.returncode != 0
+    assert f"needs {missing}" in result.stderr
+
+
+def test_production_refuses_debug(tmp_path: Path) -> None:
+    result = manage("check", env={**PRODUCTION, "DEBUG": "true"}, tmp_path=tmp_path)
+    assert result.returncode != 0
+    assert "DEBUG must be off" in result.stderr
+
+
+def test_production_supervises_the_service_without_the_fake_gateway(
+    tmp_path: Path,
+) -> None:
+    result = manage(
+        "supervise",
+        "--print",
+        env={**PRODUCTION, "RUN_FAKE_GATEWAY": "true"},
+        tmp_path=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    programs = [
+        line for line in result.stdout.splitlines() if line.startswith("[program:")
+    ]
+    assert programs == [
+        "[program:web]",
+        "[program:worker]",
+        "[program:followers]",
+        "[program:beat]",
+    ]
+
+
+@pytest.mark.django_db
+@override_settings(PRODUCTION=True)
+def test_production_creates_no_demo_admin() -> None:
+    call_command("ensure_demo_admin")
+    assert not User.objects.exists()
