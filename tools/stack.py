@@ -31,7 +31,7 @@ from psycopg import sql
 from supervisor.xmlrpc import SupervisorTransport
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -153,6 +153,20 @@ class Stack:
             overrides=overrides,
             root=root,
         )
+
+    @classmethod
+    @contextlib.contextmanager
+    def running(
+        cls, workdir: Path, name: str = "e2e", **options: Any
+    ) -> Iterator[Stack]:
+        """A fresh stack, prepared and started (every process), destroyed after."""
+        stack = cls.fresh(workdir, name, **options)
+        try:
+            stack.prepare()
+            stack.start()
+            yield stack
+        finally:
+            stack.destroy()
 
     # Storage
 

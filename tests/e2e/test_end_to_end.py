@@ -32,13 +32,8 @@ TERMINAL = {"completed", "failed", "cancelled"}
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    stack = Stack.fresh(tmp_path_factory.mktemp("e2e"))
-    try:
-        stack.prepare()
-        stack.start()
+    with Stack.running(tmp_path_factory.mktemp("e2e")) as stack:
         yield stack
-    finally:
-        stack.destroy()
 
 
 def payout_body(index: int) -> dict[str, Any]:

@@ -34,17 +34,12 @@ BODY = {
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     # A payout whose task died with its worker is swept again after 8 s, not 30.
-    stack = Stack.fresh(
+    with Stack.running(
         tmp_path_factory.mktemp("supervision"),
         "supervision",
         overrides={"STUCK_PAYOUT_AFTER": "8", "SWEEP_INTERVAL": "2"},
-    )
-    try:
-        stack.prepare()
-        stack.start()
+    ) as stack:
         yield stack
-    finally:
-        stack.destroy()
 
 
 def create(client: httpx.Client, count: int) -> list[str]:
