@@ -178,13 +178,26 @@ def problem_exception_handler(
     if body is not None:
         return ProblemResponse(body)
     if isinstance(exc, _STORE_UNAVAILABLE):
-        # The database is restarting or unreachable: nothing was written (an event is
-        # stored whole or not at all), so the client may retry, with its idempotency key.
+        # The database is restarting or unreachable. A write may still have landed
+        # (its commit acknowledgement can be what was lost), so the outcome is
+        # unknown: only a retry with the same Idempotency-Key is safe.
         logger.warning("storage unavailable: %s", type(exc).__name__)
+        request = context.get("request")
+        writing = request is not None and request.method not in (
+            "GET",
+            "HEAD",
+            "OPTIONS",
+        )
+        detail = (
+            "Storage is briefly unavailable, and the outcome of this request is "
+            "unknown: it may or may not have been applied. Retry with the same "
+            "Idempotency-Key: a payout that was stored is returned, one that was not "
+            "is stored once."
+            if writing
+            else "Storage is briefly unavailable; retry."
+        )
         return ProblemResponse(
-            problem(
-                503, "service_unavailable", "Storage is briefly unavailable; retry."
-            ),
+            problem(503, "service_unavailable", detail),
             headers={"Retry-After": "1"},
         )
     if isinstance(exc, Http404):

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from django.db.models import Count, QuerySet
+from django.db.models import Count, Q, QuerySet
 
 from ledger.values import PayoutStatus
 from projections.models import PayoutView, Position
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
     from datetime import datetime
     from uuid import UUID
 
@@ -20,12 +21,24 @@ def payout_list() -> QuerySet[PayoutView]:
     return PayoutView.objects.all()
 
 
-def stuck_payout_ids(*, updated_before: datetime, limit: int = 1000) -> list[UUID]:
-    return list(
-        PayoutView.objects.filter(status__in=IN_FLIGHT, updated_at__lt=updated_before)
-        .order_by("updated_at")
-        .values_list("id", flat=True)[:limit]
-    )
+def stuck_payout_ids(*, updated_before: datetime, page: int = 1000) -> Iterator[UUID]:
+    """Every payout pending or processing since before `updated_before`, oldest
+    first, read a page at a time (keyset on updated_at, id)."""
+    overdue = PayoutView.objects.filter(
+        status__in=IN_FLIGHT, updated_at__lt=updated_before
+    ).order_by("updated_at", "id")
+    after: tuple[datetime, UUID] | None = None
+    while True:
+        rows = overdue
+        if after is not None:
+            rows = rows.filter(
+                Q(updated_at__gt=after[0]) | Q(updated_at=after[0], id__gt=after[1])
+            )
+        batch = list(rows.values_list("updated_at", "id")[:page])
+        yield from (payout_id for _, payout_id in batch)
+        if len(batch) < page:
+            return
+        after = batch[-1]
 
 
 def counts_by_status() -> dict[str, int]:

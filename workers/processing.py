@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from ledger.logcontext import bound
 from ledger.values import PayoutStatus
 from workers import failpoints
+from workers.gateway.base import PaymentInFlight
 
 if TYPE_CHECKING:
     from uuid import UUID
@@ -51,23 +52,32 @@ def process(
 def give_up(
     payouts: Payouts, gateway: PaymentGateway, payout_id: UUID, *, actor: Actor
 ) -> str:
-    """After the last retry: settle from what the gateway says, never by guessing.
+    """After the last retry: settle from a definitive answer, never by guessing.
 
-    A timeout may hide a charge the provider did make, so the payout fails only when
-    the provider confirms it holds no charge for this payout. If even that question
-    cannot be answered, the payout stays in processing for the sweeper to retry.
+    A timeout may hide a charge the provider made, or will still make (a request it
+    holds), so "no charge yet" settles nothing: the payout fails only once the
+    provider has voided its idempotency key, promising never to charge it. A charge
+    that is pending, or a question that gets no answer, leaves the payout in
+    processing for a later lookup (the sweeper).
     """
     with bound(payout_id=payout_id):
-        known = gateway.status(payout_id)
+        try:
+            known = gateway.status(payout_id)
+        except PaymentInFlight:
+            logger.info("charge still pending at the gateway; left to the sweeper")
+            return PayoutStatus.PROCESSING.value
+        if known is None:
+            known = gateway.void(payout_id)
         if known is not None:
             return record(payouts, payout_id, known, actor=actor)
         payouts.fail(
             payout_id,
             code=GATEWAY_UNAVAILABLE,
-            message="The payment gateway was unavailable after every retry.",
+            message="The payment gateway was unavailable after every retry; the "
+            "charge was voided and will never be made.",
             actor=actor,
         )
-        logger.warning("payout failed: gateway unavailable after retries")
+        logger.warning("payout failed: gateway unavailable, its charge voided")
         return PayoutStatus.FAILED.value
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 from datetime import timedelta
+from itertools import islice
 from typing import Any
 from uuid import UUID
 
@@ -19,10 +20,16 @@ from projections.selectors import stuck_payout_ids
 from workers import failpoints, processing
 from workers.celery import app
 from workers.gateway import get_gateway
-from workers.gateway.base import PermanentGatewayError, TransientGatewayError
+from workers.gateway.base import (
+    GatewayError,
+    PermanentGatewayError,
+    TransientGatewayError,
+)
 from workers.metrics import GATEWAY_ERRORS, PROCESSING_SECONDS
 
 logger = logging.getLogger(__name__)
+# Payouts re-enqueued per sweep at most; the rest wait for the next sweep.
+SWEEP_BATCH = 1000
 failpoints.configure(settings.FAILPOINTS)
 
 
@@ -47,12 +54,14 @@ class PayoutTask(Task):
                 processing.give_up(
                     payouts, gateway, UUID(args[0]), actor=worker_actor(self)
                 )
-            except TransientGatewayError:
-                # Not even the status lookup answered: the payout stays processing for
-                # the sweeper. Raised from here, Celery would report an internal error
-                # and run this handler (and the lookup) a second time.
+            except GatewayError as error:
+                # Neither the lookup nor the void got a definitive answer: the payout
+                # stays processing, in doubt, for the sweeper. Raised from here,
+                # Celery would report an internal error and run this handler (and
+                # the lookup) a second time.
                 logger.warning(
-                    "gateway unreachable after the last retry; left to sweep"
+                    "no definitive answer after the last retry (%s); left to sweep",
+                    type(error).__name__,
                 )
 
 
@@ -88,14 +97,17 @@ def sweep_stuck_payouts() -> int:
     recovery time is owned by this sweep, not by the broker's visibility timeout.
     """
     older_than = timezone.now() - timedelta(seconds=settings.STUCK_PAYOUT_AFTER)
-    ids = [
+    overdue = (
         payout_id
+        # Every overdue payout, oldest first, page by page: the ones swept a moment
+        # ago must not hide the ones behind them.
         for payout_id in stuck_payout_ids(updated_before=older_than)
         # At most once per STUCK_PAYOUT_AFTER per payout: behind a backlog, a payout
         # copied at every sweep floods the queue with copies that delay everything
         # (make chaos: ~500 copies every 5 s, 230 payouts still in flight after 60 s).
         if cache.add(f"swept:{payout_id}", 1, timeout=settings.STUCK_PAYOUT_AFTER)
-    ]
+    )
+    ids = list(islice(overdue, SWEEP_BATCH))
     for payout_id in ids:
         # A copy still queued when the next one may be sent is dropped unrun (the
         # worker discards an expired message): at most two copies wait per payout.

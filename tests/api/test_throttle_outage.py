@@ -43,3 +43,8 @@ def test_a_create_while_the_event_store_is_down_is_a_retryable_503(
     assert response.status_code == 503
     assert response["Content-Type"] == "application/problem+json"
     assert response["Retry-After"] == "1"
+    # a commit whose acknowledgement was lost may have landed: the client is told
+    # that the outcome is unknown, and how to retry safely
+    detail = response.json()["detail"]
+    assert "outcome of this request is unknown" in detail
+    assert "same Idempotency-Key" in detail

@@ -29,7 +29,11 @@ from tests.integration.test_dispatcher import (
 )
 from workers import dispatcher, tasks
 from workers.dispatcher import PayoutDispatcher
-from workers.gateway.base import SubmitResult, TransientGatewayError
+from workers.gateway.base import (
+    PermanentGatewayError,
+    SubmitResult,
+    TransientGatewayError,
+)
 from workers.gateway.fake import FakeGateway
 
 if TYPE_CHECKING:
@@ -128,6 +132,29 @@ def test_a_payout_whose_charge_cannot_be_ruled_out_stays_processing_for_the_swee
     assert gateway.lookups == ATTEMPTS  # every resumed run, and giving up, asked once
     assert ledger.get_payout(payout_id).status == "processing"
     assert types(ledger, payout_id) == ["Created", "ProcessingStarted"]
+
+
+class RefusingLookupGateway(DownGateway):
+    """Answers its status lookup with a refusal (HTTP 401: our configuration)."""
+
+    def status(self, payout_id: UUID) -> SubmitResult | None:
+        raise PermanentGatewayError("gateway answered HTTP 401")
+
+
+def test_a_refused_lookup_after_the_last_retry_leaves_the_payout_to_the_sweeper(
+    ledger: Payouts, use_gateway: Callable[[FakeGateway], None]
+) -> None:
+    # given: retries exhausted on a payout in flight
+    use_gateway(RefusingLookupGateway())
+    payout_id = create(ledger)
+    ledger.start_processing(payout_id, actor=WORKER)
+    # when: the give-up's lookup is refused inside on_failure
+    tasks.process_payout.on_failure(
+        TransientGatewayError("HTTP 503"), "task-1", [str(payout_id)], {}, None
+    )
+    # then: handled there (raised, Celery would report an internal error and run the
+    # handler again), and the payout stays in flight for the sweeper
+    assert ledger.get_payout(payout_id).status == "processing"
 
 
 def test_a_gateway_back_before_the_last_retry_completes_the_payout_once(

@@ -76,3 +76,33 @@ def test_a_payout_still_stuck_after_another_deadline_is_sent_again(
     cache.delete(f"swept:{stuck}")  # as when STUCK_PAYOUT_AFTER has passed
     tasks.sweep_stuck_payouts()
     assert sent == [str(stuck), str(stuck)]
+
+
+def test_payouts_swept_already_never_hide_the_overdue_ones_behind_them(
+    sent: list[str],
+) -> None:
+    # given: more overdue payouts than one sweep sends (the oldest stuck for good)
+    old = timezone.now() - timedelta(seconds=settings.STUCK_PAYOUT_AFTER + 60)
+    PayoutView.objects.bulk_create(
+        PayoutView(
+            id=uuid4(),
+            status="processing",
+            amount=10,
+            currency="EUR",
+            recipient_type="card",
+            recipient={},
+            version=2,
+            created_at=old,
+            updated_at=old + timedelta(milliseconds=n),
+            position=n,
+        )
+        for n in range(tasks.SWEEP_BATCH)
+    )
+    newer = row("processing", old + timedelta(seconds=30))
+    # when: the first sweep sends a full batch of the oldest; the next one runs while
+    # those are still within their deadline
+    first = tasks.sweep_stuck_payouts()
+    second = tasks.sweep_stuck_payouts()
+    # then: the newer overdue payout is reached, not starved behind the old ones
+    assert (first, second) == (tasks.SWEEP_BATCH, 1)
+    assert sent[-1] == str(newer)

@@ -19,12 +19,19 @@ class TransientGatewayError(GatewayError):
     """The outcome is unknown or the provider is unavailable: retry with the same key."""
 
 
+class PaymentInFlight(TransientGatewayError):
+    """The provider holds the request and has not decided yet (pending, 202, a
+    request with this key still in progress): ask again later, never pay elsewise."""
+
+
 class PermanentGatewayError(GatewayError):
     """The provider refused the request itself (our bug or a bad configuration)."""
 
 
 @dataclass(frozen=True)
 class SubmitResult:
+    """A definitive answer: the charge succeeded (`accepted`) or will never happen."""
+
     accepted: bool
     reference: str = ""
     decline_code: str = ""
@@ -37,5 +44,11 @@ class PaymentGateway(Protocol):
         ...
 
     def status(self, payout_id: UUID) -> SubmitResult | None:
-        """The provider's recorded outcome for this payout's key; None if it has none."""
+        """The provider's recorded outcome for this payout's key; None if it has none
+        (yet: a request may still be on its way). PaymentInFlight while pending."""
+        ...
+
+    def void(self, payout_id: UUID) -> SubmitResult | None:
+        """Ask the provider never to charge this payout's key. None: it promised (no
+        charge exists, none will be made); else the charge that already succeeded."""
         ...

@@ -24,6 +24,7 @@ class FakeGateway:
         self.calls: list[UUID] = []
         self.charges: dict[UUID, SubmitResult] = {}
         self._script: deque[SubmitResult | GatewayError] = deque()
+        self.voided: set[UUID] = set()
 
     @classmethod
     def from_settings(cls, config: dict[str, Any]) -> FakeGateway:
@@ -36,6 +37,8 @@ class FakeGateway:
         self.calls.append(order.payout_id)
         if order.payout_id in self.charges:
             return self.charges[order.payout_id]
+        if order.payout_id in self.voided:
+            return SubmitResult(accepted=False, decline_code="gateway_unavailable")
         outcome = (
             self._script.popleft()
             if self._script
@@ -48,6 +51,13 @@ class FakeGateway:
 
     def status(self, payout_id: UUID) -> SubmitResult | None:
         return self.charges.get(payout_id)
+
+    def void(self, payout_id: UUID) -> SubmitResult | None:
+        charge = self.charges.get(payout_id)
+        if charge is not None and charge.accepted:
+            return charge
+        self.voided.add(payout_id)
+        return None
 
     @property
     def accepted(self) -> list[UUID]:

@@ -31,11 +31,25 @@ DECLINES = {
 }
 # Answers 503 this many times per idempotency key, then accepts.
 FLAKY = {"4000000000000119": 2}
+# Holds every charge request this long (beyond the adapter's read timeout), then
+# charges and answers.
+HOLD = {"4000000000000259": 15.0}
+# Accepted as `pending`; settles after SETTLE_SECONDS as succeeded (None) or declined.
+PENDING = {
+    "4000000000003238": None,
+    "4000000000003410": ("account_closed", "The recipient's account is closed."),
+}
+SETTLE_SECONDS = 10.0
+# Degraded: for DEGRADED_SECONDS after the first request for a key, every charge
+# request is held DEGRADED_HOLD seconds and answered 503 without charging.
+DEGRADED = {"4000000000005225"}
+DEGRADED_SECONDS, DEGRADED_HOLD = 200.0, 15.0
 # Injected faults, each with a probability per charge request (fault tests only):
 #   error: 503 without charging;  reset: drop the connection without charging;
 #   slow: charge, then answer after `slow_seconds` (beyond the adapter's timeout);
-#   accept_reset: charge, then drop the connection: the outcome is unknown to the caller.
-FAULTS = ("error", "reset", "slow", "accept_reset")
+#   accept_reset: charge, then drop the connection: the outcome is unknown to the caller;
+#   slow_before: wait `slow_seconds`, then charge: the caller has timed out by then.
+FAULTS = ("error", "reset", "slow", "accept_reset", "slow_before")
 
 
 class Faults:
@@ -70,13 +84,49 @@ def _parse(spec: str) -> dict[str, float]:
 
 
 class Ledger:
-    """What the provider remembers: results by idempotency key, and accepted charges."""
+    """What the provider remembers: one record per idempotency key (the result of its
+    first completed request), the keys voided, and the charges that moved money."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Any = time.monotonic) -> None:
         self.lock = threading.Lock()
+        self.clock = clock
         self.results: dict[str, tuple[str, int, dict[str, Any]]] = {}
+        self.settle_at: dict[str, tuple[float, tuple[str, str] | None]] = {}
         self.attempts: dict[str, int] = {}
+        self.first_seen: dict[str, float] = {}
+        self.in_progress: set[str] = set()
+        self.voided: set[str] = set()
         self.charges: list[dict[str, Any]] = []
+
+    def begin(
+        self, key: str, body: dict[str, Any]
+    ) -> tuple[int, dict[str, Any]] | float:
+        """Before a charge request is worked on: an answer that ends it now (key in
+        use, voided, degraded), or the seconds to hold it first."""
+        number = str(body["destination"].get("number") or "")
+        with self.lock:
+            if key in self.voided and key not in self.results:
+                return 409, _error("key_voided", "This idempotency key was voided.")
+            if key in self.in_progress:
+                return 409, _error(
+                    "request_in_progress",
+                    "A request with this idempotency key is still being processed.",
+                )
+            first = self.first_seen.setdefault(key, self.clock())
+            self.in_progress.add(key)
+        if number in DEGRADED and self.clock() - first < DEGRADED_SECONDS:
+            return DEGRADED_HOLD
+        return HOLD.get(number, 0.0)
+
+    def end(self, key: str) -> None:
+        with self.lock:
+            self.in_progress.discard(key)
+
+    def degraded(self, key: str, body: dict[str, Any]) -> bool:
+        number = str(body["destination"].get("number") or "")
+        with self.lock:
+            first = self.first_seen.get(key, self.clock())
+        return number in DEGRADED and self.clock() - first < DEGRADED_SECONDS
 
     def charge(
         self, key: str, body: dict[str, Any]
@@ -86,6 +136,7 @@ class Ledger:
         ).hexdigest()
         number = str(body["destination"].get("number") or "")
         with self.lock:
+            self._settle(key)
             if key in self.results:
                 stored_fingerprint, status, stored = self.results[key]
                 if stored_fingerprint != fingerprint:
@@ -97,38 +148,86 @@ class Ledger:
                         False,
                     )
                 return status, stored, True
+            if key in self.voided:  # voided while this request was held
+                return (
+                    409,
+                    _error("key_voided", "This idempotency key was voided."),
+                    False,
+                )
             attempts = self.attempts.get(key, 0)
             if attempts < FLAKY.get(number, 0):
                 self.attempts[key] = attempts + 1
                 return 503, _error("temporarily_unavailable", "Try again later."), False
+            result: dict[str, Any] = {
+                "id": f"ch_{secrets.token_hex(8)}",
+                "payout_id": body["payout_id"],
+                "amount": body["amount"],
+                "currency": body["currency"],
+                "idempotency_key": key,
+                "created_at": _now(),
+            }
             if number in DECLINES:
                 code, message = DECLINES[number]
-                status, result = 402, _error(code, message)
-                result.update(id=f"ch_{secrets.token_hex(8)}", status="declined")
+                status = 402
+                result.update(_error(code, message), status="declined")
+            elif number in PENDING:
+                status = 202
+                result["status"] = "pending"
+                self.settle_at[key] = (self.clock() + SETTLE_SECONDS, PENDING[number])
             else:
                 status = 201
-                result = {
-                    "id": f"ch_{secrets.token_hex(8)}",
-                    "status": "succeeded",
-                    "payout_id": body["payout_id"],
-                    "amount": body["amount"],
-                    "currency": body["currency"],
-                    "idempotency_key": key,
-                    "created_at": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
-                }
+                result["status"] = "succeeded"
                 self.charges.append(result)
             self.results[key] = (fingerprint, status, result)
             return status, result, False
 
+    def void(self, key: str) -> tuple[int, dict[str, Any]]:
+        """Promise that `key` will never charge: 200 unless it already has."""
+        with self.lock:
+            self._settle(key)
+            found = self.results.get(key)
+            if found and found[2]["status"] == "succeeded":
+                return 409, {
+                    **_error("charge_exists", "The charge has succeeded."),
+                    "charge": found[2],
+                }
+            if found and found[2]["status"] == "pending":
+                found[2].update(
+                    _error("voided", "Voided before it settled."), status="declined"
+                )
+                self.settle_at.pop(key, None)
+            self.voided.add(key)
+            return 200, {"voided": True}
+
     def lookup(self, key: str) -> dict[str, Any] | None:
         with self.lock:
+            self._settle(key)
             found = self.results.get(key)
-        return found[2] if found else None
+            return dict(found[2]) if found else None
 
     def accepted(self) -> list[dict[str, Any]]:
         fields = ("payout_id", "amount", "currency", "idempotency_key", "created_at")
         with self.lock:
+            for key in list(self.settle_at):
+                self._settle(key)
             return [{k: c[k] for k in fields} for c in self.charges]
+
+    def _settle(self, key: str) -> None:
+        """A pending charge whose time has come becomes final (lock held)."""
+        due = self.settle_at.get(key)
+        if due is None or self.clock() < due[0]:
+            return
+        del self.settle_at[key]
+        record = self.results[key][2]
+        if due[1] is None:
+            record.update(status="succeeded", created_at=_now())
+            self.charges.append(record)
+        else:
+            record.update(_error(*due[1]), status="declined")
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
 
 
 def _error(code: str, message: str) -> dict[str, Any]:
@@ -187,7 +286,12 @@ def make_handler(
             self.connection.shutdown(socket.SHUT_RDWR)
 
         def do_POST(self) -> None:
-            if urlsplit(self.path).path.rstrip("/") != "/charges":
+            path = urlsplit(self.path).path.rstrip("/")
+            if path.startswith("/charges/") and path.endswith("/void"):
+                key = path.removeprefix("/charges/").removesuffix("/void")
+                self._send(*ledger.void(key))
+                return
+            if path != "/charges":
                 self._send(404, _error("not_found", "No such route."))
                 return
             length = int(self.headers.get("Content-Length") or 0)
@@ -207,6 +311,20 @@ def make_handler(
                 return
             if latency:
                 time.sleep(latency)
+            begun = ledger.begin(key, body)
+            if isinstance(begun, tuple):
+                self._send(*begun)
+                return
+            try:
+                self._charge(key, body, hold=begun)
+            finally:
+                ledger.end(key)
+
+        def _charge(self, key: str, body: dict[str, Any], *, hold: float) -> None:
+            time.sleep(hold)
+            if ledger.degraded(key, body):
+                self._send(503, _error("temporarily_unavailable", "Degraded."))
+                return
             fault = faults.draw()
             if fault == "error":
                 self._send(503, _error("temporarily_unavailable", "Injected fault."))
@@ -214,6 +332,9 @@ def make_handler(
             if fault == "reset":
                 self._drop()
                 return
+            if fault == "slow_before":
+                # Charges only after the caller has given up waiting.
+                time.sleep(faults.slow_seconds)
             status, result, replayed = ledger.charge(key, body)
             if fault == "accept_reset":
                 self._drop()

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from ledger.payout import MAX_REASON
 from ledger.values import CardRecipient
 from workers.gateway.base import (
+    PaymentInFlight,
     PermanentGatewayError,
     SubmitResult,
     TransientGatewayError,
@@ -54,10 +58,24 @@ class HttpGateway:
             # The payout id: every retry and every redelivery pays at most once.
             headers={"Idempotency-Key": str(order.payout_id)},
         )
+        if response.status_code == 202:
+            raise PaymentInFlight("the gateway accepted the charge as pending")
         if response.status_code in (200, 201):
-            return SubmitResult(accepted=True, reference=_reference(response))
+            return _charge_result(response)
         if response.status_code == 402:
             return _declined(response)
+        if response.status_code == 409:
+            code = _error(response).get("code")
+            if code == "key_voided":
+                # We voided this key ourselves: the provider promised no charge.
+                return SubmitResult(
+                    accepted=False,
+                    decline_code="gateway_unavailable",
+                    decline_message="The payment gateway was unavailable; the charge "
+                    "was voided and never made.",
+                )
+            if code == "request_in_progress":
+                raise PaymentInFlight("a request with this key is still in progress")
         raise _unexpected(response)
 
     def status(self, payout_id: UUID) -> SubmitResult | None:
@@ -66,10 +84,17 @@ class HttpGateway:
             return None
         if response.status_code != 200:
             raise _unexpected(response)
-        reference = _reference(response)
-        if response.json().get("status") == "succeeded":
-            return SubmitResult(accepted=True, reference=reference)
-        return _declined(response)
+        return _charge_result(response)
+
+    def void(self, payout_id: UUID) -> SubmitResult | None:
+        response = self._call("POST", f"/charges/{payout_id}/void")
+        if response.status_code == 200 and _json(response).get("voided") is True:
+            return None
+        if response.status_code == 409:
+            charge = _json(response).get("charge")
+            if isinstance(charge, dict) and charge.get("status") == "succeeded":
+                return SubmitResult(accepted=True, reference=_clean_reference(charge))
+        raise _unexpected(response)
 
     def _call(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
         try:
@@ -105,25 +130,71 @@ def _charge_body(order: PaymentOrder) -> dict[str, Any]:
     }
 
 
-def _reference(response: httpx.Response) -> str:
+def _json(response: httpx.Response) -> dict[str, Any]:
     try:
         body = response.json()
     except ValueError:
         raise TransientGatewayError(
             "gateway answered with a body that is not JSON"
         ) from None
-    reference = body.get("id") if isinstance(body, dict) else None
-    if not isinstance(reference, str) or not reference or len(reference) > 128:
-        raise TransientGatewayError("gateway answered without a charge id")
-    return reference
+    if not isinstance(body, dict):
+        raise TransientGatewayError(
+            "gateway answered with a body that is not an object"
+        )
+    return body
+
+
+def _charge_result(response: httpx.Response) -> SubmitResult:
+    """A charge record, as the provider documents its statuses: only `succeeded` and
+    `declined` are definitive; `pending` is in flight; anything else is unknown."""
+    body = _json(response)
+    status = body.get("status")
+    if status == "succeeded":
+        return SubmitResult(accepted=True, reference=_clean_reference(body))
+    if status == "declined":
+        return _declined(response)
+    if status == "pending":
+        raise PaymentInFlight("the gateway holds the charge as pending")
+    raise TransientGatewayError(
+        f"gateway answered an unknown status {_clean(str(status), 32)!r}"
+    )
+
+
+# What the ledger stores of a provider's answer: bounded, printable, valid text.
+REFERENCE = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
+DECLINE_CODE = re.compile(r"[a-z0-9_]{1,64}")
+
+
+def _clean_reference(body: dict[str, Any]) -> str:
+    """A charge that succeeded is recorded whatever its id looks like: an id we could
+    not store must not turn money moved into a failure."""
+    reference = body.get("id")
+    if isinstance(reference, str) and REFERENCE.fullmatch(reference):
+        return reference
+    return "unreadable-reference"
+
+
+def _clean(text: str, limit: int) -> str:
+    """No control characters, no lone surrogates, at most `limit` characters."""
+    kept = "".join(
+        ch for ch in text if unicodedata.category(ch) not in ("Cc", "Cs", "Co", "Cn")
+    )
+    return kept[:limit]
 
 
 def _declined(response: httpx.Response) -> SubmitResult:
     error = _error(response)
+    code = error.get("code")
+    message = error.get("message")
     return SubmitResult(
         accepted=False,
-        decline_code=str(error.get("code") or "declined")[:64],
-        decline_message=str(error.get("message") or "Declined by the gateway.")[:500],
+        decline_code=code
+        if isinstance(code, str) and DECLINE_CODE.fullmatch(code)
+        else "declined",
+        decline_message=(
+            _clean(message, MAX_REASON) if isinstance(message, str) else ""
+        )
+        or "Declined by the gateway.",
     )
 
 
