@@ -20,7 +20,7 @@ from prometheus_client import (
 from prometheus_client.core import REGISTRY, GaugeMetricFamily
 
 from ledger.apps import get_payouts
-from projections.selectors import counts_by_status, position_of
+from projections.selectors import attempt_counts, counts_by_status, position_of
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -82,11 +82,19 @@ def _projection() -> dict[str, Any]:
     return {"lag_seconds": round(lag, 3)}
 
 
+def _payouts() -> dict[str, Any]:
+    # Reported, never failing readiness: a payout in doubt waits for the provider's
+    # answer, a parked one for an operator; neither stops the service from serving.
+    counts = attempt_counts()
+    return {"in_doubt": counts["in_doubt"], "parked": counts["parked"]}
+
+
 def readyz(request: HttpRequest) -> JsonResponse:
     checks = {
         "database": _check(_database),
         "broker": _check(_broker),
         "projection": _check(_projection),
+        "payouts": _check(_payouts),
     }
     ready = all(c["ok"] for c in checks.values())
     return JsonResponse(
@@ -116,6 +124,17 @@ class LedgerCollector:
             "payouts_created",
             "Payouts created (all statuses).",
             value=sum(counts.values()),
+        )
+        attempts = attempt_counts()
+        yield GaugeMetricFamily(
+            "payouts_in_doubt",
+            "Payouts in processing whose last gateway call had no definitive answer.",
+            value=attempts["in_doubt"],
+        )
+        yield GaugeMetricFamily(
+            "payouts_parked",
+            "Payouts parked for an operator after failures not the provider's.",
+            value=attempts["parked"],
         )
         yield GaugeMetricFamily(
             "projection_lag_seconds",

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from django.contrib import admin, messages
+from django.db.models import Exists, OuterRef
 from django.utils.html import format_html, format_html_join
 from unfold.admin import ModelAdmin
 from unfold.contrib.filters.admin import RangeDateTimeFilter, RangeNumericFilter
@@ -13,7 +14,7 @@ from unfold.decorators import action, display
 from ledger.apps import get_payouts
 from ledger.errors import LedgerError
 from ledger.payout import Actor
-from projections.models import PayoutView
+from projections.models import PayoutAttempt, PayoutView
 
 if TYPE_CHECKING:
     from django.db.models import QuerySet
@@ -28,6 +29,23 @@ _STATUS_COLOURS = {
 }
 
 
+class AttentionFilter(admin.SimpleListFilter):
+    """The payouts that wait on something other than the normal flow."""
+
+    title = "needs attention"
+    parameter_name = "attention"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("in_doubt", "Outcome unknown (in doubt)"), ("parked", "Parked")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        if self.value() == "in_doubt":
+            return queryset.filter(in_doubt=True)
+        if self.value() == "parked":
+            return queryset.filter(parked=True)
+        return queryset
+
+
 @admin.register(PayoutView)
 class PayoutViewAdmin(ModelAdmin):
     list_display = [
@@ -39,8 +57,10 @@ class PayoutViewAdmin(ModelAdmin):
         "created_at",
         "updated_at",
         "version",
+        "gateway_state",
     ]
     list_filter = [
+        AttentionFilter,
         "status",
         "currency",
         "recipient_type",
@@ -66,9 +86,21 @@ class PayoutViewAdmin(ModelAdmin):
         "version",
         "created_at",
         "updated_at",
+        "gateway_attempt",
         "event_history",
     ]
     fields = readonly_fields
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[PayoutView]:
+        attempts = PayoutAttempt.objects.filter(payout_id=OuterRef("pk"))
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                in_doubt=Exists(attempts.filter(in_doubt_since__isnull=False)),
+                parked=Exists(attempts.filter(parked_at__isnull=False)),
+            )
+        )
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return bool(request.user.is_active and request.user.is_staff)
@@ -91,6 +123,29 @@ class PayoutViewAdmin(ModelAdmin):
     @display(description="Status", label=_STATUS_COLOURS)
     def show_status(self, obj: PayoutView) -> str:
         return obj.status
+
+    @display(description="Gateway", label={"in doubt": "warning", "parked": "danger"})
+    def gateway_state(self, obj: Any) -> str:
+        return "parked" if obj.parked else "in doubt" if obj.in_doubt else ""
+
+    @admin.display(description="Gateway attempts")
+    def gateway_attempt(self, obj: PayoutView) -> str:
+        attempt = PayoutAttempt.objects.filter(payout_id=obj.id).first()
+        if attempt is None:
+            return "No gateway call yet."
+        facts = [
+            ("In doubt since", attempt.in_doubt_since),
+            ("Why", attempt.in_doubt_reason),
+            ("Parked at", attempt.parked_at),
+            ("Failures not the provider's", attempt.failures or None),
+            ("Last of them", attempt.last_failure),
+            ("Leased to", attempt.lease_holder),
+            ("Lease until", attempt.lease_until),
+        ]
+        shown = [(k, v) for k, v in facts if v]
+        if not shown:
+            return "Settled: nothing in doubt."
+        return format_html_join(format_html("<br>"), "{}: {}", shown)
 
     @admin.display(description="Recipient (masked)")
     def masked_recipient(self, obj: PayoutView) -> str:

@@ -84,3 +84,30 @@ class LedgerCheckpoint(models.Model):
 
     def __str__(self) -> str:
         return f"checkpoint@{self.position} {self.digest[:12]}"
+
+
+class PayoutAttempt(models.Model):
+    """What the workers keep about a payout's gateway calls: not ledger state (the
+    events say what happened to the money), but who may call the gateway for it now,
+    whether its last call left the outcome unknown, and whether it waits for a human.
+    Written by workers/attempts.py only; not rebuilt from the log (it describes calls,
+    not events)."""
+
+    payout_id = models.UUIDField(primary_key=True)
+    # One attempt at a time: the holder may call the gateway until lease_until.
+    lease_holder = models.CharField(max_length=200, blank=True, default="")
+    lease_until = models.DateTimeField(null=True, blank=True)
+    # Set while the last gateway call for it had no definitive answer.
+    in_doubt_since = models.DateTimeField(null=True, blank=True, db_index=True)
+    in_doubt_reason = models.CharField(max_length=200, blank=True, default="")
+    # Failures that are not the provider's (a bug, bad data): parked after a few.
+    failures = models.PositiveIntegerField(default=0)
+    last_failure = models.CharField(max_length=500, blank=True, default="")
+    parked_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "gateway attempt"
+
+    def __str__(self) -> str:
+        return str(self.payout_id)

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from django.db.models import Count, Q, QuerySet
 
 from ledger.values import PayoutStatus
-from projections.models import PayoutView, Position
+from projections.models import PayoutAttempt, PayoutView, Position
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -21,9 +21,11 @@ def payout_list() -> QuerySet[PayoutView]:
     return PayoutView.objects.all()
 
 
-def stuck_payout_ids(*, updated_before: datetime, page: int = 1000) -> Iterator[UUID]:
+def stuck_payout_pages(
+    *, updated_before: datetime, page: int = 1000
+) -> Iterator[list[UUID]]:
     """Every payout pending or processing since before `updated_before`, oldest
-    first, read a page at a time (keyset on updated_at, id)."""
+    first, a page at a time (keyset on updated_at, id)."""
     overdue = PayoutView.objects.filter(
         status__in=IN_FLIGHT, updated_at__lt=updated_before
     ).order_by("updated_at", "id")
@@ -35,7 +37,8 @@ def stuck_payout_ids(*, updated_before: datetime, page: int = 1000) -> Iterator[
                 Q(updated_at__gt=after[0]) | Q(updated_at=after[0], id__gt=after[1])
             )
         batch = list(rows.values_list("updated_at", "id")[:page])
-        yield from (payout_id for _, payout_id in batch)
+        if batch:
+            yield [payout_id for _, payout_id in batch]
         if len(batch) < page:
             return
         after = batch[-1]
@@ -51,3 +54,11 @@ def position_of(name: str) -> int:
         Position.objects.filter(name=name).values_list("position", flat=True).first()
         or 0
     )
+
+
+def attempt_counts() -> dict[str, int]:
+    """Payouts whose last gateway call left the outcome unknown, and parked ones."""
+    return {
+        "in_doubt": PayoutAttempt.objects.filter(in_doubt_since__isnull=False).count(),
+        "parked": PayoutAttempt.objects.filter(parked_at__isnull=False).count(),
+    }

@@ -6,7 +6,7 @@ import logging
 import os
 from datetime import timedelta
 from itertools import islice
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from celery import Task
@@ -16,20 +16,25 @@ from django.utils import timezone
 
 from ledger.apps import get_payouts
 from ledger.payout import Actor
-from projections.selectors import stuck_payout_ids
-from workers import failpoints, processing
+from ledger.values import PayoutStatus
+from projections.selectors import stuck_payout_pages
+from workers import attempts, failpoints, processing
 from workers.celery import app
 from workers.gateway import get_gateway
 from workers.gateway.base import (
     GatewayError,
-    PermanentGatewayError,
     TransientGatewayError,
 )
 from workers.metrics import GATEWAY_ERRORS, PROCESSING_SECONDS
 
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from datetime import datetime
+
 logger = logging.getLogger(__name__)
 # Payouts re-enqueued per sweep at most; the rest wait for the next sweep.
 SWEEP_BATCH = 1000
+FINAL = (PayoutStatus.COMPLETED.value, PayoutStatus.FAILED.value)
 failpoints.configure(settings.FAILPOINTS)
 
 
@@ -45,24 +50,38 @@ class PayoutTask(Task):
     def on_failure(
         self, exc: Exception, task_id: str, args: Any, kwargs: Any, einfo: Any
     ) -> None:
+        payout_id = UUID(args[0])
+        if not isinstance(exc, GatewayError):
+            # Not the provider's doing (a bug, data that cannot be read): counted,
+            # and after a few the payout is parked for an operator, never retried
+            # in a loop and never in the way of the others.
+            if attempts.failed(payout_id, f"{type(exc).__name__}: {exc}"):
+                logger.error("payout parked after repeated failures: %r", exc)
+            return
         # Retries are exhausted (or the gateway refused the request itself): settle
         # the payout from the gateway's own record instead of leaving it in limbo.
-        if isinstance(exc, TransientGatewayError | PermanentGatewayError):
-            GATEWAY_ERRORS.labels(kind="exhausted").inc()
-            payouts, gateway = get_payouts(), get_gateway()
+        GATEWAY_ERRORS.labels(kind="exhausted").inc()
+        actor = worker_actor(self)
+        with attempts.lease(payout_id, actor.id) as held:
+            if not held:
+                return  # another attempt is calling the gateway: it settles it
             try:
-                processing.give_up(
-                    payouts, gateway, UUID(args[0]), actor=worker_actor(self)
+                status = processing.give_up(
+                    get_payouts(), get_gateway(), payout_id, actor=actor
                 )
             except GatewayError as error:
                 # Neither the lookup nor the void got a definitive answer: the payout
                 # stays processing, in doubt, for the sweeper. Raised from here,
                 # Celery would report an internal error and run this handler (and
                 # the lookup) a second time.
+                attempts.in_doubt(payout_id, f"give-up: {type(error).__name__}")
                 logger.warning(
                     "no definitive answer after the last retry (%s); left to sweep",
                     type(error).__name__,
                 )
+                return
+            if status in FINAL:
+                attempts.settled(payout_id)
 
 
 @app.task(
@@ -76,17 +95,36 @@ class PayoutTask(Task):
     acks_late=True,
 )
 def process_payout(self: Task, payout_id: str) -> str:
-    try:
-        status = processing.process(
-            get_payouts(), get_gateway(), UUID(payout_id), actor=worker_actor(self)
-        )
-    except TransientGatewayError:
-        GATEWAY_ERRORS.labels(kind="transient").inc()
-        raise
+    ident, actor = UUID(payout_id), worker_actor(self)
+    with attempts.lease(ident, actor.id) as held:
+        if not held:
+            # Another attempt (a redelivery, a sweep's copy) is calling the gateway
+            # for it right now; that one, its retries or a later sweep settle it.
+            logger.info("payout leased to another attempt; this copy ends")
+            return PayoutStatus.PROCESSING.value
+        try:
+            status = processing.process(
+                get_payouts(), get_gateway(), ident, actor=actor
+            )
+        except TransientGatewayError as error:
+            GATEWAY_ERRORS.labels(kind="transient").inc()
+            attempts.in_doubt(ident, type(error).__name__)
+            raise
+        if status in FINAL:
+            attempts.settled(ident)
     if status in ("completed", "failed"):
         created = get_payouts().get_payout(UUID(payout_id), version=1).created_at
         PROCESSING_SECONDS.observe((timezone.now() - created).total_seconds())
     return status
+
+
+def _sweepable(older_than: datetime) -> Iterator[UUID]:
+    """Every overdue payout, oldest first, page by page (the ones swept a moment ago
+    must not hide those behind them), but those parked for an operator and those
+    leased to an attempt that is live."""
+    for page in stuck_payout_pages(updated_before=older_than, page=SWEEP_BATCH):
+        skip = attempts.unavailable(page)
+        yield from (payout_id for payout_id in page if payout_id not in skip)
 
 
 @app.task
@@ -99,9 +137,7 @@ def sweep_stuck_payouts() -> int:
     older_than = timezone.now() - timedelta(seconds=settings.STUCK_PAYOUT_AFTER)
     overdue = (
         payout_id
-        # Every overdue payout, oldest first, page by page: the ones swept a moment
-        # ago must not hide the ones behind them.
-        for payout_id in stuck_payout_ids(updated_before=older_than)
+        for payout_id in _sweepable(older_than)
         # At most once per STUCK_PAYOUT_AFTER per payout: behind a backlog, a payout
         # copied at every sweep floods the queue with copies that delay everything
         # (make chaos: ~500 copies every 5 s, 230 payouts still in flight after 60 s).

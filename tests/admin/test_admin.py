@@ -12,6 +12,7 @@ from django.test import Client
 from api.models import ApiKey
 from projections.models import PayoutView
 from tests.conftest import TEST_ACTOR, new_payout
+from workers import attempts
 
 if TYPE_CHECKING:
     from ledger.application import Payouts
@@ -134,3 +135,41 @@ def test_an_api_key_made_in_the_admin_is_shown_once_and_stored_hashed(
     plain = next(m for m in shown if key.prefix in m).rsplit(" ", 1)[1]
     assert plain.startswith(key.prefix + ".")
     assert plain not in (key.hashed_key, key.prefix)
+
+
+def test_payouts_in_doubt_and_parked_are_shown_and_filtered_for_operators(
+    operator: Client, ledger: Payouts, project: Any
+) -> None:
+    # given: one payout whose last gateway call had no answer, one parked, one fine
+    doubtful, parked, fine = create(ledger), create(ledger), create(ledger)
+    project()
+    attempts.in_doubt(UUID(doubtful), "ReadTimeout")
+    for _ in range(attempts.POISON_AFTER):
+        attempts.failed(UUID(parked), "ValueError: cannot encode")
+    # when
+    in_doubt = operator.get("/admin/projections/payoutview/", {"attention": "in_doubt"})
+    parked_list = operator.get(
+        "/admin/projections/payoutview/", {"attention": "parked"}
+    )
+    detail = operator.get(f"/admin/projections/payoutview/{doubtful}/change/")
+    # then
+    assert doubtful.encode() in in_doubt.content and b"in doubt" in in_doubt.content
+    assert parked.encode() not in in_doubt.content
+    assert fine.encode() not in in_doubt.content
+    assert parked.encode() in parked_list.content and b"parked" in parked_list.content
+    assert doubtful.encode() not in parked_list.content
+    assert b"In doubt since" in detail.content and b"ReadTimeout" in detail.content
+
+
+def test_readyz_and_metrics_report_payouts_in_doubt_and_parked(
+    operator: Client, ledger: Payouts
+) -> None:
+    # given
+    attempts.in_doubt(UUID(create(ledger)), "ReadTimeout")
+    # when
+    ready = operator.get("/readyz").json()["checks"]["payouts"]
+    metrics = operator.get("/metrics").content.decode()
+    # then
+    assert (ready["in_doubt"], ready["parked"]) == (1, 0)
+    assert "payouts_in_doubt 1.0" in metrics
+    assert "payouts_parked 0.0" in metrics

@@ -1,0 +1,96 @@
+"""One gateway attempt at a time per payout, and what is known of the last one.
+
+The lease is a row in workers_payoutattempt taken by a conditional UPDATE: whoever
+holds an unexpired lease may call the gateway for the payout; a redelivered task, a
+sweeper's copy or a retry that finds it held ends without calling. A holder that died
+leaves a lease that expires after LEASE_SECONDS, longer than any one gateway call."""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+from django.conf import settings
+from django.db.models import F, Q
+from django.utils import timezone
+
+from projections.models import PayoutAttempt
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator
+    from uuid import UUID
+
+# Past this many failures that are not the provider's, a payout is parked: kept out
+# of the sweeps and shown to operators instead of retried in a loop.
+POISON_AFTER = 3
+
+
+def lease_seconds() -> float:
+    """Longer than one gateway call (connect + read timeouts) with room to record."""
+    gateway = settings.PAYMENT_GATEWAY
+    return (
+        float(gateway.get("CONNECT_TIMEOUT", 2))
+        + float(gateway.get("READ_TIMEOUT", 10))
+        + 15
+    )
+
+
+@contextlib.contextmanager
+def lease(payout_id: UUID, holder: str) -> Iterator[bool]:
+    """True when this attempt may call the gateway for the payout; released after.
+    `holder` names the attempt for operators; each lease is a token of its own."""
+    PayoutAttempt.objects.get_or_create(payout_id=payout_id)
+    now = timezone.now()
+    holder = f"{holder[:150]} {uuid.uuid4().hex[:12]}"
+    taken = PayoutAttempt.objects.filter(
+        Q(lease_until__isnull=True) | Q(lease_until__lt=now),
+        payout_id=payout_id,
+    ).update(lease_holder=holder, lease_until=now + timedelta(seconds=lease_seconds()))
+    try:
+        yield bool(taken)
+    finally:
+        if taken:
+            PayoutAttempt.objects.filter(
+                payout_id=payout_id, lease_holder=holder
+            ).update(lease_holder="", lease_until=None)
+
+
+def in_doubt(payout_id: UUID, reason: str) -> None:
+    """The last call had no definitive answer: the payout may or may not be charged."""
+    PayoutAttempt.objects.get_or_create(payout_id=payout_id)
+    PayoutAttempt.objects.filter(
+        payout_id=payout_id, in_doubt_since__isnull=True
+    ).update(in_doubt_since=timezone.now())
+    PayoutAttempt.objects.filter(payout_id=payout_id).update(
+        in_doubt_reason=reason[:200]
+    )
+
+
+def settled(payout_id: UUID) -> None:
+    """A definitive answer was recorded: nothing is in doubt any more."""
+    PayoutAttempt.objects.filter(payout_id=payout_id).update(
+        in_doubt_since=None, in_doubt_reason=""
+    )
+
+
+def failed(payout_id: UUID, reason: str) -> bool:
+    """A failure that is not the provider's; True when the payout is now parked."""
+    PayoutAttempt.objects.get_or_create(payout_id=payout_id)
+    rows = PayoutAttempt.objects.filter(payout_id=payout_id)
+    rows.update(failures=F("failures") + 1, last_failure=reason[:500])
+    rows.filter(failures__gte=POISON_AFTER, parked_at__isnull=True).update(
+        parked_at=timezone.now()
+    )
+    return rows.filter(parked_at__isnull=False).exists()
+
+
+def unavailable(payout_ids: Iterable[UUID]) -> set[UUID]:
+    """Of these payouts, the ones a sweep must leave alone: parked for an operator,
+    or leased to an attempt that is still live."""
+    return set(
+        PayoutAttempt.objects.filter(payout_id__in=list(payout_ids))
+        .filter(Q(parked_at__isnull=False) | Q(lease_until__gte=timezone.now()))
+        .values_list("payout_id", flat=True)
+    )
