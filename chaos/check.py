@@ -86,6 +86,7 @@ class Snapshot:
     rows: dict[str, Row]
     positions: dict[str, int]
     max_position: int
+    in_doubt: set[str] = field(default_factory=set)
 
     def statuses(self) -> Counter[str]:
         return Counter(s.status or "?" for s in self.streams.values())
@@ -122,7 +123,14 @@ def snapshot(database_url: str, schema: str = "eventstore") -> Snapshot:
         row = conn.execute(
             f"SELECT coalesce(max(notification_id), 0) FROM {schema}.payouts_events"
         ).fetchone()
-    return Snapshot(streams, rows, positions, int(row[0]) if row else 0)
+        in_doubt = {
+            str(ident)
+            for (ident,) in conn.execute(
+                "SELECT payout_id FROM projections_payoutattempt "
+                "WHERE in_doubt_since IS NOT NULL"
+            )
+        }
+    return Snapshot(streams, rows, positions, int(row[0]) if row else 0, in_doubt)
 
 
 def settled(snap: Snapshot) -> bool:
@@ -174,7 +182,10 @@ def check(
     *,
     recovery_seconds: float,
     verify: tuple[int, str],
+    later_charges: list[dict[str, Any]] | None = None,
 ) -> list[Result]:
+    """`later_charges`: the provider's charges again, once every request it may
+    still have held has ended (a failed payout must have none, ever)."""
     acked = history.acknowledged()
     results: list[Result] = []
 
@@ -321,7 +332,35 @@ def check(
         )
     )
 
-    # 9. The same Idempotency-Key never answered with two payouts.
+    # 9. A failed payout never has a charge, not even one a held request made later.
+    failed = {i for i, s in snap.streams.items() if s.status == "failed"}
+    charged_failed = sorted(
+        {str(c.get("payout_id")) for c in (later_charges or charges)} & failed
+    )
+    results.append(
+        Result(
+            "failed_charged",
+            f"failed payouts with a charge: {len(charged_failed)}",
+            not charged_failed,
+            charged_failed[:5],
+        )
+    )
+
+    # 10. Every outcome unknown during the faults was resolved by a definitive one.
+    doubtful = sorted(snap.in_doubt)
+    results.append(
+        Result(
+            "in_doubt",
+            f"payouts in doubt after recovery: {len(doubtful)}",
+            not doubtful,
+            [
+                f"{i}: {snap.streams[i].status if i in snap.streams else '?'}"
+                for i in doubtful[:5]
+            ],
+        )
+    )
+
+    # 11. The same Idempotency-Key never answered with two payouts.
     conflicts = history.key_conflicts()
     results.append(
         Result(

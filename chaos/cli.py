@@ -44,13 +44,18 @@ from chaos.faults import (
 from chaos.load import Load, expected_outcome, plan
 from chaos.proxy import TcpProxy
 from tools.stack import BIN, ROOT, Stack
+from workers.gateway.fakeserver import DEGRADED_HOLD, HOLD
 
 DEFAULT_POSTGRES = "postgres://postgres@127.0.0.1:5432"
 DEFAULT_REDIS = "redis://127.0.0.1:6379"
 DEFAULT_FAILPOINTS = "after_processing_started:0.01,after_gateway_call:0.01"
 # Redis databases other runs of this project use (CI tests 0, bench 9, e2e 13).
 TAKEN_REDIS_DBS = {0, 9, 13}
-KEEP_LOGS = 10  # runs whose process logs stay in .run/chaos/
+KEEP_LOGS = 10
+# The fake gateway's longest hold of a request (HOLD, DEGRADED_HOLD), and a second.
+LONGEST_HOLD = (
+    max([*HOLD.values(), DEGRADED_HOLD]) + 1
+)  # runs whose process logs stay in .run/chaos/
 
 
 def _server(url: str | None) -> str | None:
@@ -100,6 +105,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add("--gateway-latency-ms", type=float, default=None, help="default: 5-20")
     add("--worker-concurrency", type=int, default=2, help="Celery pool size (2)")
     add("--stuck-after", type=int, default=20, help="STUCK_PAYOUT_AFTER (20)")
+    add("--max-retries", type=int, default=3, help="PAYOUT_MAX_RETRIES (3)")
     add("--sweep-interval", type=float, default=5.0, help="SWEEP_INTERVAL (5)")
     add(
         "--postgres",
@@ -139,6 +145,7 @@ def replay_command(args: argparse.Namespace) -> str:
         f"--gateway-windows {args.gateway_windows}",
         f"--recovery-seconds {args.recovery_seconds:g}",
         f"--worker-concurrency {args.worker_concurrency}",
+        f"--max-retries {args.max_retries}",
         f"--failpoints {shlex.quote(args.failpoints)}" if args.failpoints else "",
     ]
     return "make chaos CHAOS_ARGS=" + shlex.quote(" ".join(o for o in options if o))
@@ -302,6 +309,9 @@ def run(args: argparse.Namespace, clock: Clock) -> int:
             "SWEEP_INTERVAL": str(args.sweep_interval),
             "GATEWAY_LATENCY_MS": str(latency),
             "GATEWAY_READ_TIMEOUT": "3",
+            # Few retries, so that payouts run out of them during the gateway
+            # faults and the give-up (status lookup, void) is exercised too.
+            "PAYOUT_MAX_RETRIES": str(args.max_retries),
             "FAILPOINTS": args.failpoints,
             "GATEWAY_FAULTS": "",
             "API_THROTTLE_RATE": "1000000/s",
@@ -364,12 +374,17 @@ def run(args: argparse.Namespace, clock: Clock) -> int:
         )
         charges = httpx.get(f"{stack.gateway_url}/charges", timeout=30).json()
         snap = snapshot(stack.database_url)
+        # Any request the provider still held may charge when its hold ends: ask
+        # again after the longest hold, for the failed payouts.
+        time.sleep(LONGEST_HOLD)
+        later = httpx.get(f"{stack.gateway_url}/charges", timeout=30).json()
         results = check(
             snap,
             load.history,
             charges,
             recovery_seconds=args.recovery_seconds,
             verify=verify,
+            later_charges=later,
         )
         results.append(restarted_by_supervisor(injector.injected.restarts))
         durations["checks"] = time.monotonic() - started

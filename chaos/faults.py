@@ -40,6 +40,8 @@ GATEWAY_FAULTS = {
     "reset": 0.05,
     "accept_reset": 0.05,
     "slow": 0.02,
+    # Charges only after the caller timed out: a lookup finds nothing yet.
+    "slow_before": 0.03,
     "slow_seconds": 4.0,
 }
 

@@ -18,14 +18,14 @@ from typing import Any
 
 import httpx
 
-# The SPEC's test cards (and a valid IBAN): number -> (final status, failure code).
-CARDS: dict[str, tuple[str, str | None]] = {
-    "4242424242424242": ("completed", None),
-    "4111111111111111": ("completed", None),
-    "4000000000000002": ("failed", "card_declined"),
-    "4000000000009995": ("failed", "insufficient_funds"),
-    "4000000000000119": ("completed", None),
-}
+from workers.gateway.fakeserver import OUTCOMES
+
+# The SPEC's test cards: number -> (final status, failure code); every one but the
+# degraded card, whose 200 s outlast a chaos run's recovery.
+CARDS = OUTCOMES
+# How often each card is drawn: the held and pending cards tie a worker up for
+# seconds each, so they are rarer than the rest.
+WEIGHTS = {"4000000000000259": 0.1, "4000000000003238": 0.3, "4000000000003410": 0.3}
 IBAN = "DE89370400440532013000"
 
 
@@ -110,6 +110,7 @@ def plan(
     cancel: float = 0.03,
 ) -> list[Spec]:
     numbers = list(CARDS)
+    weights = [WEIGHTS.get(number, 1.0) for number in numbers]
     specs = []
     for index in range(payouts):
         if rng.random() < 1 / 6:
@@ -118,7 +119,7 @@ def plan(
         else:
             recipient = {
                 "type": "card",
-                "number": rng.choice(numbers),
+                "number": rng.choices(numbers, weights)[0],
                 "holder": f"Holder {index}",
             }
             currency = rng.choice(("EUR", "USD", "JPY"))

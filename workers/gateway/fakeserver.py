@@ -44,6 +44,18 @@ SETTLE_SECONDS = 10.0
 # request is held DEGRADED_HOLD seconds and answered 503 without charging.
 DEGRADED = {"4000000000005225"}
 DEGRADED_SECONDS, DEGRADED_HOLD = 200.0, 15.0
+# What a payout paid with each test card ends as (SPEC.md), for tests and make chaos;
+# the degraded card ends either way, so it is not here.
+OUTCOMES: dict[str, tuple[str, str | None]] = {
+    "4242424242424242": ("completed", None),
+    "4111111111111111": ("completed", None),
+    **{number: ("failed", code) for number, (code, _) in DECLINES.items()},
+    **{number: ("completed", None) for number in [*FLAKY, *HOLD]},
+    **{
+        number: ("completed", None) if decline is None else ("failed", decline[0])
+        for number, decline in PENDING.items()
+    },
+}
 # Injected faults, each with a probability per charge request (fault tests only):
 #   error: 503 without charging;  reset: drop the connection without charging;
 #   slow: charge, then answer after `slow_seconds` (beyond the adapter's timeout);
@@ -87,9 +99,11 @@ class Ledger:
     """What the provider remembers: one record per idempotency key (the result of its
     first completed request), the keys voided, and the charges that moved money."""
 
-    def __init__(self, clock: Any = time.monotonic) -> None:
+    def __init__(self, clock: Any = time.monotonic, time_scale: float = 1.0) -> None:
         self.lock = threading.Lock()
         self.clock = clock
+        # GATEWAY_TIME_SCALE: every hold, settle delay and degraded window, scaled.
+        self.scale = time_scale
         self.results: dict[str, tuple[str, int, dict[str, Any]]] = {}
         self.settle_at: dict[str, tuple[float, tuple[str, str] | None]] = {}
         self.attempts: dict[str, int] = {}
@@ -114,9 +128,9 @@ class Ledger:
                 )
             first = self.first_seen.setdefault(key, self.clock())
             self.in_progress.add(key)
-        if number in DEGRADED and self.clock() - first < DEGRADED_SECONDS:
-            return DEGRADED_HOLD
-        return HOLD.get(number, 0.0)
+        if number in DEGRADED and self.clock() - first < DEGRADED_SECONDS * self.scale:
+            return DEGRADED_HOLD * self.scale
+        return HOLD.get(number, 0.0) * self.scale
 
     def end(self, key: str) -> None:
         with self.lock:
@@ -126,7 +140,9 @@ class Ledger:
         number = str(body["destination"].get("number") or "")
         with self.lock:
             first = self.first_seen.get(key, self.clock())
-        return number in DEGRADED and self.clock() - first < DEGRADED_SECONDS
+        return (
+            number in DEGRADED and self.clock() - first < DEGRADED_SECONDS * self.scale
+        )
 
     def charge(
         self, key: str, body: dict[str, Any]
@@ -173,7 +189,10 @@ class Ledger:
             elif number in PENDING:
                 status = 202
                 result["status"] = "pending"
-                self.settle_at[key] = (self.clock() + SETTLE_SECONDS, PENDING[number])
+                self.settle_at[key] = (
+                    self.clock() + SETTLE_SECONDS * self.scale,
+                    PENDING[number],
+                )
             else:
                 status = 201
                 result["status"] = "succeeded"
@@ -373,10 +392,15 @@ def make_handler(
 
 
 def serve(
-    host: str, port: int, latency_ms: float = 0.0, faults: str = ""
+    host: str,
+    port: int,
+    latency_ms: float = 0.0,
+    faults: str = "",
+    time_scale: float = 1.0,
 ) -> ThreadingHTTPServer:
     server = ThreadingHTTPServer(
-        (host, port), make_handler(Ledger(), latency_ms / 1000, Faults(faults))
+        (host, port),
+        make_handler(Ledger(time_scale=time_scale), latency_ms / 1000, Faults(faults)),
     )
     server.daemon_threads = True
     return server
@@ -387,7 +411,8 @@ def main() -> None:
     url = urlsplit(os.environ.get("GATEWAY_URL", "http://127.0.0.1:8001"))
     latency = float(os.environ.get("GATEWAY_LATENCY_MS", "0") or 0)
     faults = os.environ.get("GATEWAY_FAULTS", "")
-    server = serve(url.hostname or "127.0.0.1", url.port or 80, latency, faults)
+    scale = float(os.environ.get("GATEWAY_TIME_SCALE", "1") or 1)
+    server = serve(url.hostname or "127.0.0.1", url.port or 80, latency, faults, scale)
     logger.info("fake gateway listening on %s (latency %s ms)", url.geturl(), latency)
     try:
         server.serve_forever()
