@@ -179,7 +179,11 @@ def test_readiness_and_metrics_report_a_healthy_caught_up_service(
     ready = httpx.get(f"{stack.web_url}/readyz")
     metrics = httpx.get(f"{stack.web_url}/metrics").text
     assert ready.status_code == 200, ready.text
-    assert set(ready.json()["checks"]) == {"database", "broker", "projection"}
+    checks = ready.json()["checks"]
+    assert set(checks) == {"database", "broker", "projection", "payouts"}
+    # every payout settled, none left in doubt or parked
+    assert (checks["payouts"]["in_doubt"], checks["payouts"]["parked"]) == (0, 0)
+    assert "payouts_in_doubt 0.0" in metrics
     assert re.search(r'^payouts\{status="completed"\} \d+', metrics, re.M)
     assert "payout_processing_seconds" in metrics
     assert "http_requests_total" in metrics
