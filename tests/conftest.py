@@ -22,9 +22,10 @@ from ledger.apps import get_payouts, reset_payouts
 from ledger.payout import Actor
 from projections.projectors import PayoutViewProjection
 from projections.runner import drain
+from workers import tasks
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
 
 REQUIRE_SERVICES = os.environ.get("REQUIRE_SERVICES") == "1"
 # The library also reads os.environ, where `.env` may have put CIPHER_KEY: without
@@ -132,6 +133,16 @@ def auditor_client(auditor_user: User, ledger: Payouts) -> APIClient:
 def staff_api_key(staff_user: User) -> str:
     _, plain = ApiKey.issue(staff_user, "tests")
     return plain
+
+
+@pytest.fixture
+def use_gateway(monkeypatch: pytest.MonkeyPatch) -> Callable[[Any], None]:
+    """Make the worker tasks call this gateway (get_gateway() builds it otherwise)."""
+
+    def use(gateway: Any) -> None:
+        monkeypatch.setattr(tasks, "get_gateway", lambda: gateway)
+
+    return use
 
 
 def card_payout(number: str = "4242424242424242", **overrides: Any) -> dict[str, Any]:

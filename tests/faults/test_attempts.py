@@ -68,14 +68,6 @@ class BrokenGateway(FakeGateway):
         raise ValueError("cannot encode the destination")
 
 
-@pytest.fixture
-def use_gateway(monkeypatch: pytest.MonkeyPatch) -> Callable[[FakeGateway], None]:
-    def use(gateway: FakeGateway) -> None:
-        monkeypatch.setattr(tasks, "get_gateway", lambda: gateway)
-
-    return use
-
-
 def create(ledger: Payouts) -> UUID:
     return ledger.create_payout(new_payout(), actor=TEST_ACTOR).payout.id
 

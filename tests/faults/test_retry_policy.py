@@ -68,14 +68,6 @@ class UnreachableGateway(DownGateway):
 
 
 @pytest.fixture
-def use_gateway(monkeypatch: pytest.MonkeyPatch) -> Callable[[FakeGateway], None]:
-    def use(gateway: FakeGateway) -> None:
-        monkeypatch.setattr(tasks, "get_gateway", lambda: gateway)
-
-    return use
-
-
-@pytest.fixture
 def countdowns(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     """The countdown of every retry process_payout schedules."""
     seen: list[float] = []

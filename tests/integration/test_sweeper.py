@@ -21,10 +21,9 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.django_db
 
 
-def row(status: str, updated_at: datetime) -> UUID:
-    ident = uuid4()
-    PayoutView.objects.create(
-        id=ident,
+def view(status: str, updated_at: datetime) -> PayoutView:
+    return PayoutView(
+        id=uuid4(),
         status=status,
         amount=10,
         currency="EUR",
@@ -35,7 +34,12 @@ def row(status: str, updated_at: datetime) -> UUID:
         updated_at=updated_at,
         position=1,
     )
-    return ident
+
+
+def row(status: str, updated_at: datetime) -> UUID:
+    payout = view(status, updated_at)
+    payout.save(force_insert=True)
+    return payout.id
 
 
 @pytest.fixture
@@ -84,18 +88,7 @@ def test_payouts_swept_already_never_hide_the_overdue_ones_behind_them(
     # given: more overdue payouts than one sweep sends (the oldest stuck for good)
     old = timezone.now() - timedelta(seconds=settings.STUCK_PAYOUT_AFTER + 60)
     PayoutView.objects.bulk_create(
-        PayoutView(
-            id=uuid4(),
-            status="processing",
-            amount=10,
-            currency="EUR",
-            recipient_type="card",
-            recipient={},
-            version=2,
-            created_at=old,
-            updated_at=old + timedelta(milliseconds=n),
-            position=n,
-        )
+        view("processing", old + timedelta(milliseconds=n))
         for n in range(tasks.SWEEP_BATCH)
     )
     newer = row("processing", old + timedelta(seconds=30))
