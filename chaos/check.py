@@ -126,8 +126,10 @@ def snapshot(database_url: str, schema: str = "eventstore") -> Snapshot:
         in_doubt = {
             str(ident)
             for (ident,) in conn.execute(
-                "SELECT payout_id FROM projections_payoutattempt "
-                "WHERE in_doubt_since IS NOT NULL"
+                # As /readyz counts them: in processing, last call unanswered.
+                "SELECT a.payout_id FROM projections_payoutattempt a "
+                "JOIN projections_payoutview v ON v.id = a.payout_id "
+                "WHERE a.in_doubt_since IS NOT NULL AND v.status = 'processing'"
             )
         }
     return Snapshot(streams, rows, positions, int(row[0]) if row else 0, in_doubt)

@@ -14,6 +14,7 @@ from unfold.decorators import action, display
 from ledger.apps import get_payouts
 from ledger.errors import LedgerError
 from ledger.payout import Actor
+from ledger.values import PayoutStatus
 from projections.models import PayoutAttempt, PayoutView
 
 if TYPE_CHECKING:
@@ -40,7 +41,7 @@ class AttentionFilter(admin.SimpleListFilter):
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
         if self.value() == "in_doubt":
-            return queryset.filter(in_doubt=True)
+            return queryset.filter(in_doubt=True, status=PayoutStatus.PROCESSING.value)
         if self.value() == "parked":
             return queryset.filter(parked=True)
         return queryset
@@ -126,7 +127,11 @@ class PayoutViewAdmin(ModelAdmin):
 
     @display(description="Gateway", label={"in doubt": "warning", "parked": "danger"})
     def gateway_state(self, obj: Any) -> str:
-        return "parked" if obj.parked else "in doubt" if obj.in_doubt else ""
+        if obj.parked:
+            return "parked"
+        # A final status is a definitive answer, whatever the flag still says.
+        in_doubt = obj.in_doubt and obj.status == PayoutStatus.PROCESSING.value
+        return "in doubt" if in_doubt else ""
 
     @admin.display(description="Gateway attempts")
     def gateway_attempt(self, obj: PayoutView) -> str:

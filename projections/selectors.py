@@ -56,9 +56,19 @@ def position_of(name: str) -> int:
     )
 
 
+def in_doubt_attempts() -> QuerySet[PayoutAttempt]:
+    """Payouts in processing whose last gateway call left the outcome unknown. A
+    final status is a definitive answer whatever the flag says: a worker killed
+    between recording it and clearing the flag leaves nothing in doubt."""
+    processing = PayoutView.objects.filter(status=PayoutStatus.PROCESSING.value)
+    return PayoutAttempt.objects.filter(
+        in_doubt_since__isnull=False, payout_id__in=processing.values("id")
+    )
+
+
 def attempt_counts() -> dict[str, int]:
     """Payouts whose last gateway call left the outcome unknown, and parked ones."""
     return {
-        "in_doubt": PayoutAttempt.objects.filter(in_doubt_since__isnull=False).count(),
+        "in_doubt": in_doubt_attempts().count(),
         "parked": PayoutAttempt.objects.filter(parked_at__isnull=False).count(),
     }

@@ -142,6 +142,7 @@ def test_payouts_in_doubt_and_parked_are_shown_and_filtered_for_operators(
 ) -> None:
     # given: one payout whose last gateway call had no answer, one parked, one fine
     doubtful, parked, fine = create(ledger), create(ledger), create(ledger)
+    ledger.start_processing(UUID(doubtful), actor=TEST_ACTOR)
     project()
     attempts.in_doubt(UUID(doubtful), "ReadTimeout")
     for _ in range(attempts.POISON_AFTER):
@@ -162,10 +163,16 @@ def test_payouts_in_doubt_and_parked_are_shown_and_filtered_for_operators(
 
 
 def test_readyz_and_metrics_report_payouts_in_doubt_and_parked(
-    operator: Client, ledger: Payouts
+    operator: Client, ledger: Payouts, project: Any
 ) -> None:
-    # given
-    attempts.in_doubt(UUID(create(ledger)), "ReadTimeout")
+    # given: one payout in processing whose last call had no answer, and one whose
+    # flag outlived its final status (a worker killed before it could clear it)
+    doubtful, completed = UUID(create(ledger)), UUID(create(ledger))
+    for payout_id in (doubtful, completed):
+        ledger.start_processing(payout_id, actor=TEST_ACTOR)
+        attempts.in_doubt(payout_id, "ReadTimeout")
+    ledger.complete(completed, gateway_reference="ch_1", actor=TEST_ACTOR)
+    project()
     # when
     ready = operator.get("/readyz").json()["checks"]["payouts"]
     metrics = operator.get("/metrics").content.decode()

@@ -102,7 +102,9 @@ def test_a_second_delivery_while_one_calls_the_gateway_makes_no_call(
 
 @pytest.mark.django_db(transaction=True)
 def test_a_payout_whose_every_call_timed_out_is_in_doubt_until_settled(
-    ledger: Payouts, use_gateway: Callable[[FakeGateway], None]
+    ledger: Payouts,
+    use_gateway: Callable[[FakeGateway], None],
+    project: Callable[[], int],
 ) -> None:
     # given: retries exhausted, and not even the void got an answer
     use_gateway(TimeoutGateway())
@@ -110,6 +112,7 @@ def test_a_payout_whose_every_call_timed_out_is_in_doubt_until_settled(
     tasks.process_payout.apply(args=[str(payout_id)])
     # then: in flight, and in doubt
     assert ledger.get_payout(payout_id).status == "processing"
+    project()
     assert attempt_counts()["in_doubt"] == 1
     row = PayoutAttempt.objects.get(payout_id=payout_id)
     assert row.in_doubt_since is not None
@@ -119,6 +122,8 @@ def test_a_payout_whose_every_call_timed_out_is_in_doubt_until_settled(
     use_gateway(gateway)
     assert tasks.process_payout.apply(args=[str(payout_id)]).result == "completed"
     # then
+    assert PayoutAttempt.objects.get(payout_id=payout_id).in_doubt_since is None
+    project()
     assert attempt_counts()["in_doubt"] == 0
     assert gateway.calls == []  # settled from the record, never paid again
 
