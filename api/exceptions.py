@@ -6,6 +6,8 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from django import db
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.http import Http404, JsonResponse
 from eventsourcing import persistence
 from rest_framework import exceptions, status
@@ -245,6 +247,15 @@ def server_error(request: HttpRequest) -> JsonResponse:
 def bad_request(
     request: HttpRequest, exception: Exception | None = None
 ) -> JsonResponse:
+    if isinstance(exception, RequestDataTooBig):
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        return _json_problem(
+            problem(
+                413,
+                "request_too_large",
+                f"The request body is larger than {limit / 1048576:g} MiB ({limit} bytes).",
+            )
+        )
     return _json_problem(
         problem(400, "bad_request", "The request could not be understood.")
     )

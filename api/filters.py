@@ -20,18 +20,37 @@ class UtcIsoDateTimeField(IsoDateTimeField):
 
     def to_python(self, value: Any) -> Any:
         result = super().to_python(value)
-        if result is not None:
-            try:
-                result.astimezone(UTC)
-            except OverflowError:
-                raise forms.ValidationError(
-                    "Out of the supported date range.", code="invalid"
-                ) from None
-        return result
+        if result is None:
+            return None
+        try:
+            # In UTC before it reaches the database: PostgreSQL refuses offsets past
+            # 15:59, which RFC 3339 allows (up to 23:59).
+            return result.astimezone(UTC)
+        except OverflowError:
+            raise forms.ValidationError(
+                "Out of the supported date range.", code="invalid"
+            ) from None
 
 
 class UtcIsoDateTimeFilter(django_filters.IsoDateTimeFilter):
     field_class = UtcIsoDateTimeField
+
+
+_AMOUNT = PayoutView._meta.get_field("amount")
+
+
+class AmountField(forms.DecimalField):
+    """A number the amount column can hold (1e200000 is a 400, not an overflow)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.update(
+            max_digits=_AMOUNT.max_digits, decimal_places=_AMOUNT.decimal_places
+        )
+        super().__init__(*args, **kwargs)
+
+
+class AmountFilter(django_filters.NumberFilter):
+    field_class = AmountField
 
 
 class PayoutFilter(django_filters.FilterSet):
@@ -53,8 +72,8 @@ class PayoutFilter(django_filters.FilterSet):
     created_before = UtcIsoDateTimeFilter(
         field_name="created_at", lookup_expr="lte", help_text="RFC 3339; inclusive."
     )
-    amount_min = django_filters.NumberFilter(field_name="amount", lookup_expr="gte")
-    amount_max = django_filters.NumberFilter(field_name="amount", lookup_expr="lte")
+    amount_min = AmountFilter(field_name="amount", lookup_expr="gte")
+    amount_max = AmountFilter(field_name="amount", lookup_expr="lte")
 
     class Meta:
         model = PayoutView

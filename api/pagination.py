@@ -51,11 +51,15 @@ class Cursor:
 
     @classmethod
     def decode(cls, token: str, ordering: str) -> Cursor:
+        # A cursor this service wrote is a few hundred characters; anything larger,
+        # or nested, is not one (and a deep nest would make json recurse).
+        if len(token) > MAX_CURSOR:
+            raise ValidationError({"cursor": ["Invalid cursor."]})
         try:
             raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
             name, value, ident, forward = json.loads(raw)
             cursor = cls(str(name), str(value), str(UUID(str(ident))), bool(forward))
-        except (ValueError, TypeError):
+        except (ValueError, TypeError, RecursionError):
             raise ValidationError({"cursor": ["Invalid cursor."]}) from None
         if cursor.ordering != ordering:
             raise ValidationError(
@@ -66,6 +70,9 @@ class Cursor:
                 }
             )
         return cursor
+
+
+MAX_CURSOR = 512
 
 
 class KeysetPagination(BasePagination):

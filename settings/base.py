@@ -166,7 +166,8 @@ if PRODUCTION:
     SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31_536_000)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
-DATA_UPLOAD_MAX_MEMORY_SIZE = 64 * 1024  # a payout body is a few hundred bytes
+# SPEC: bodies up to 1 MiB are parsed and validated field by field; larger is a 413.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
 
 PAYOUT_MAX_AMOUNT = env.str("PAYOUT_MAX_AMOUNT", default="1000000000")
 PAYOUT_CURRENCIES = [
