@@ -75,6 +75,19 @@ def test_production_refuses_to_start_without_each_setting(
     assert f"needs {missing}" in result.stderr
 
 
+def test_production_refuses_a_plain_http_gateway_unless_allowed(
+    tmp_path: Path,
+) -> None:
+    env = {**PRODUCTION, "GATEWAY_URL": "http://127.0.0.1:8001"}
+    refused = manage("check", env=env, tmp_path=tmp_path)
+    allowed = manage(
+        "check", env={**env, "GATEWAY_ALLOW_HTTP": "true"}, tmp_path=tmp_path
+    )
+    assert refused.returncode != 0
+    assert "GATEWAY_URL must be https://" in refused.stderr
+    assert allowed.returncode == 0, allowed.stderr
+
+
 def test_production_refuses_debug(tmp_path: Path) -> None:
     result = manage("check", env={**PRODUCTION, "DEBUG": "true"}, tmp_path=tmp_path)
     assert result.returncode != 0

@@ -264,3 +264,15 @@ def test_the_provider_never_logs_a_full_card_number(
     assert "POST /charges" in caplog.text
     assert VISA not in caplog.text
     assert "4000000000000002" not in caplog.text
+
+
+def test_proxy_variables_of_the_environment_are_ignored(
+    provider_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given: a process environment pointing every request at a dead proxy
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy"):
+        monkeypatch.setenv(name, "http://127.0.0.1:9")
+    # when
+    result = HttpGateway(provider_url).pay(card_order())
+    # then: the card went straight to the provider
+    assert result.accepted is True

@@ -31,6 +31,7 @@ class HttpGateway:
         api_key: str = "",
         connect_timeout: float = 2.0,
         read_timeout: float = 10.0,
+        proxy: str | None = None,
     ) -> None:
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self.client = httpx.Client(
@@ -39,6 +40,9 @@ class HttpGateway:
             timeout=httpx.Timeout(read_timeout, connect=connect_timeout),
             # A payment call never follows a redirect blindly (OWASP API10).
             follow_redirects=False,
+            # Proxy variables of the environment are ignored: only `proxy` is used.
+            trust_env=False,
+            proxy=proxy,
         )
 
     @classmethod
@@ -48,6 +52,7 @@ class HttpGateway:
             api_key=config["API_KEY"],
             connect_timeout=config["CONNECT_TIMEOUT"],
             read_timeout=config["READ_TIMEOUT"],
+            proxy=config.get("PROXY"),
         )
 
     def pay(self, order: PaymentOrder) -> SubmitResult:
