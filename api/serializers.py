@@ -58,7 +58,8 @@ RECIPIENT_INPUTS: dict[str, type[StrictSerializer]] = {
 @extend_schema_field(
     PolymorphicProxySerializer(
         component_name="RecipientDetailsInput",
-        serializers=[CardDetailsInput, BankAccountDetailsInput],
+        # Keyed by `type`: the schema's discriminator maps each value to its shape.
+        serializers={"card": CardDetailsInput, "bank_account": BankAccountDetailsInput},
         resource_type_field_name="type",
     )
 )
@@ -145,7 +146,10 @@ class BankAccountDetailsOutput(serializers.Serializer):
 @extend_schema_field(
     PolymorphicProxySerializer(
         component_name="RecipientDetails",
-        serializers=[CardDetailsOutput, BankAccountDetailsOutput],
+        serializers={
+            "card": CardDetailsOutput,
+            "bank_account": BankAccountDetailsOutput,
+        },
         resource_type_field_name="type",
     )
 )
