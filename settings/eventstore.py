@@ -19,7 +19,8 @@ _cipher_key = env.str("CIPHER_KEY", default="")
 _APP_NAME = "payouts"
 _cipher_env = Environment(_APP_NAME, dict(env.ENVIRON))
 _has_cipher_key = bool(_cipher_env.get("CIPHER_KEYS") or _cipher_env.get("CIPHER_KEY"))
-if not _has_cipher_key and not env.bool("DEBUG", default=False):
+# Always: DEBUG is no reason to write card numbers in the clear.
+if not _has_cipher_key:
     raise ImproperlyConfigured(
         "CIPHER_KEYS (or the older single CIPHER_KEY) must be set: card numbers are "
         "encrypted at rest. `make run` writes a local one into .env on first start; "
@@ -60,15 +61,14 @@ else:
         "CREATE_TABLE": "y",
     }
 
-if _has_cipher_key:
-    # Also reads the AESCipher blobs written before key ids existed.
-    EVENT_STORE["CIPHER_TOPIC"] = "ledger.cipher:RotatingCipher"
-    if _cipher_keys:
-        EVENT_STORE["CIPHER_KEYS"] = _cipher_keys
-    if _cipher_key:
-        EVENT_STORE["CIPHER_KEY"] = _cipher_key
-    # A malformed key fails here, at startup, not at the first event read or written.
-    try:
-        RotatingCipher(Environment(_APP_NAME, {**env.ENVIRON, **EVENT_STORE}))
-    except (OSError, ValueError) as error:
-        raise ImproperlyConfigured(f"Cipher keys: {error}") from None
+# Also reads the AESCipher blobs written before key ids existed.
+EVENT_STORE["CIPHER_TOPIC"] = "ledger.cipher:RotatingCipher"
+if _cipher_keys:
+    EVENT_STORE["CIPHER_KEYS"] = _cipher_keys
+if _cipher_key:
+    EVENT_STORE["CIPHER_KEY"] = _cipher_key
+# A malformed key fails here, at startup, not at the first event read or written.
+try:
+    RotatingCipher(Environment(_APP_NAME, {**env.ENVIRON, **EVENT_STORE}))
+except (OSError, ValueError) as error:
+    raise ImproperlyConfigured(f"Cipher keys: {error}") from None

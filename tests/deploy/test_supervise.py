@@ -4,7 +4,9 @@ said so in the output, not restarted in a silent loop."""
 
 from __future__ import annotations
 
+import base64
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -28,6 +30,7 @@ def isolated_env(tmp_path: Path, **extra: str) -> dict[str, str]:
         **env,
         "DJANGO_SETTINGS_MODULE": "settings.base",
         "DEBUG": "true",
+        "CIPHER_KEYS": "k1:" + base64.b64encode(secrets.token_bytes(32)).decode(),
         "ENV_FILE": str(tmp_path / ".env"),
         "RUN_DIR": str(tmp_path / "run"),
         **extra,

@@ -166,13 +166,15 @@ def test_no_full_card_number_is_in_the_raw_event_table_across_a_rotation(
     ],
     ids=["no key", "malformed", "legacy key", "prefixed keys"],
 )
-def test_production_settings_need_well_formed_keys(
-    cipher: dict[str, str], refusal: str | None
+@pytest.mark.parametrize("debug", ["false", "true"])
+def test_settings_need_well_formed_keys_even_in_debug(
+    cipher: dict[str, str], refusal: str | None, debug: str
 ) -> None:
-    # given: DEBUG off; empty variables shadow the ones a local .env would add
+    # given: empty variables shadow the ones a local .env would add; DEBUG turns
+    # nothing off
     env = {
         **os.environ,
-        "DEBUG": "false",
+        "DEBUG": debug,
         "SECRET_KEY": "s" * 50,
         "CIPHER_KEYS": "",
         "CIPHER_KEY": "",
