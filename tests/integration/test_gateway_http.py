@@ -3,41 +3,24 @@
 from __future__ import annotations
 
 import socket
-import threading
-import time
 import uuid
 from datetime import datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-import httpx
 import pytest
 
 from ledger.application import PaymentOrder
-from ledger.values import bank_account_recipient, card_recipient
+from ledger.values import bank_account_recipient
+from tests.provider import VISA, card_order, charges_for, start_server
+from tools.stack import wait_for
 from workers.gateway.base import PermanentGatewayError, TransientGatewayError
-from workers.gateway.fakeserver import serve
 from workers.gateway.http import HttpGateway
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Iterator
 
-VISA = "4242424242424242"
 FLAKY = "4000000000000119"
-
-
-def start_server(latency_ms: float = 0.0) -> Iterator[str]:
-    server = serve("127.0.0.1", 0, latency_ms)
-    thread = threading.Thread(
-        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-    )
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
 
 
 @pytest.fixture(scope="module")
@@ -55,29 +38,6 @@ def gateway(provider_url: str) -> Iterator[HttpGateway]:
     gateway = HttpGateway(provider_url, read_timeout=5.0)
     yield gateway
     gateway.client.close()
-
-
-def card_order(number: str = VISA, amount: str = "1500.00") -> PaymentOrder:
-    return PaymentOrder(
-        payout_id=uuid.uuid4(),
-        amount=Decimal(amount),
-        currency="EUR",
-        recipient=card_recipient(number, "Ada Lovelace"),
-        status="processing",
-    )
-
-
-def charges_for(provider_url: str, order: PaymentOrder) -> list[dict[str, Any]]:
-    listed = httpx.get(f"{provider_url}/charges").json()
-    return [c for c in listed if c["payout_id"] == str(order.payout_id)]
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.02)
 
 
 def test_a_valid_card_is_accepted(gateway: HttpGateway) -> None:
@@ -230,7 +190,9 @@ def test_a_charge_whose_answer_timed_out_is_found_by_status(
     with pytest.raises(TransientGatewayError):
         impatient.pay(order)
     # when
-    wait_until(lambda: impatient.status(order.payout_id) is not None)
+    wait_for(
+        lambda: impatient.status(order.payout_id) is not None, 5, "the late charge"
+    )
     found = impatient.status(order.payout_id)
     # then
     assert found is not None

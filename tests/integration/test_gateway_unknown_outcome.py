@@ -5,9 +5,9 @@ provider says is stored only once bounded and clean."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
-import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
@@ -16,15 +16,12 @@ import pytest
 
 from ledger.application import NewPayout, Payouts
 from ledger.payout import MAX_REASON, Actor
-from tests.integration.test_gateway_http import (
-    VISA,
-    card_order,
-    charges_for,
-    start_server,
-)
+from tests.provider import VISA, card_order, charges_for, serving
+from tools.stack import wait_for
 from workers import processing
 from workers.gateway import fakeserver
 from workers.gateway.base import PaymentInFlight, TransientGatewayError
+from workers.gateway.fakeserver import Ledger
 from workers.gateway.http import HttpGateway
 
 if TYPE_CHECKING:
@@ -38,11 +35,22 @@ WORKER = Actor(type="worker", id="test")
 
 
 @pytest.fixture
-def provider_url(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+def provider(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, Ledger]]:
     # The SPEC's delays, shortened: settling after 0.3 s, holding for 0.5 s.
     monkeypatch.setattr(fakeserver, "SETTLE_SECONDS", 0.3)
     monkeypatch.setitem(fakeserver.HOLD, "4000000000000259", 0.5)
-    yield from start_server()
+    with serving() as served:
+        yield served
+
+
+@pytest.fixture
+def provider_url(provider: tuple[str, Ledger]) -> str:
+    return provider[0]
+
+
+def held(ledger: Ledger, order: PaymentOrder) -> bool:
+    """The provider is working on a request with this order's key right now."""
+    return str(order.payout_id) in ledger.in_progress
 
 
 @pytest.fixture
@@ -59,14 +67,14 @@ def create(payouts: Payouts, recipient: dict[str, str]) -> uuid.UUID:
 
 
 def settle(gateway: HttpGateway, order: PaymentOrder) -> Any:
-    deadline = time.monotonic() + 5
-    while True:
-        try:
+    """The charge's definitive answer, once the provider has one."""
+
+    def known() -> Any:
+        with contextlib.suppress(PaymentInFlight):
             return gateway.status(order.payout_id)
-        except PaymentInFlight:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
+        return None
+
+    return wait_for(known, 5, "the pending charge to settle", interval=0.05)
 
 
 def test_a_pending_charge_is_in_flight_and_settles_succeeded(
@@ -95,14 +103,15 @@ def test_a_pending_charge_that_settles_declined_is_a_decline_without_a_charge(
 
 
 def test_a_second_request_while_the_first_is_held_is_in_flight_not_a_failure(
-    provider_url: str,
+    provider: tuple[str, Ledger],
 ) -> None:
-    # given: a first request the provider holds (and our side gives up on)
+    # given: a first request the provider holds
+    provider_url, ledger = provider
     order = card_order("4000000000000259")
     slow = HttpGateway(provider_url, read_timeout=5.0)
     first = threading.Thread(target=slow.pay, args=(order,))
     first.start()
-    time.sleep(0.1)
+    wait_for(lambda: held(ledger, order), 5, "the provider to hold the request")
     # when
     with pytest.raises(PaymentInFlight):
         HttpGateway(provider_url, read_timeout=5.0).pay(order)
@@ -112,8 +121,9 @@ def test_a_second_request_while_the_first_is_held_is_in_flight_not_a_failure(
 
 
 def test_giving_up_voids_the_key_so_a_held_request_never_charges_a_failed_payout(
-    payouts: Payouts, gateway: HttpGateway, provider_url: str
+    payouts: Payouts, gateway: HttpGateway, provider: tuple[str, Ledger]
 ) -> None:
+    provider_url, ledger = provider
     # given: a payout whose last attempt timed out while the provider holds it
     payout_id = create(
         payouts, {"type": "card", "number": "4000000000000259", "holder": "A"}
@@ -126,7 +136,7 @@ def test_giving_up_voids_the_key_so_a_held_request_never_charges_a_failed_payout
     # then: failed only because the key was voided, and the held request, once its
     # hold is over, is refused: no charge, now or later
     assert status == "failed"
-    time.sleep(0.8)
+    wait_for(lambda: not held(ledger, order), 5, "the provider's hold to end")
     assert charges_for(provider_url, order) == []
     assert payouts.get_payout(payout_id).failure_code == "gateway_unavailable"
     refused = gateway.pay(order)
@@ -165,7 +175,7 @@ def test_a_pending_charge_at_give_up_leaves_the_payout_processing(
     assert payouts.get_payout(payout_id).status == "processing"
 
 
-def provider(status: int, body: Any) -> HttpGateway:
+def canned_provider(status: int, body: Any) -> HttpGateway:
     """A provider answering one canned response: for answers the fake never gives."""
     # json.dumps escapes a lone surrogate as \ud800, as a provider's JSON may carry it.
     content = json.dumps(body).encode()
@@ -181,7 +191,7 @@ def provider(status: int, body: Any) -> HttpGateway:
 
 @pytest.mark.parametrize("status", ["requires_action", "processing", None, 7])
 def test_an_unknown_charge_status_is_in_doubt_not_a_decline(status: Any) -> None:
-    gateway = provider(200, {"id": "ch_1", "status": status})
+    gateway = canned_provider(200, {"id": "ch_1", "status": status})
     with pytest.raises(TransientGatewayError):
         gateway.status(uuid.uuid4())
     with pytest.raises(TransientGatewayError):
@@ -194,7 +204,7 @@ def test_an_unknown_charge_status_is_in_doubt_not_a_decline(status: Any) -> None
 )
 def test_what_the_provider_says_is_stored_bounded_and_clean(message: str) -> None:
     # given
-    gateway = provider(
+    gateway = canned_provider(
         402, {"error": {"code": "weird\x00code", "message": message}, "id": "ch_\x00"}
     )
     # when
@@ -207,7 +217,9 @@ def test_what_the_provider_says_is_stored_bounded_and_clean(message: str) -> Non
 
 
 def test_a_succeeded_charge_with_an_unstorable_id_still_completes() -> None:
-    gateway = provider(201, {"id": "ch_\x00\ud800" + "x" * 500, "status": "succeeded"})
+    gateway = canned_provider(
+        201, {"id": "ch_\x00\ud800" + "x" * 500, "status": "succeeded"}
+    )
     result = gateway.pay(card_order())
     assert result.accepted is True
     assert result.reference.isprintable() and len(result.reference) <= 128
