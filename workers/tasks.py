@@ -34,7 +34,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 # Payouts re-enqueued per sweep at most; the rest wait for the next sweep.
 SWEEP_BATCH = 1000
-FINAL = (PayoutStatus.COMPLETED.value, PayoutStatus.FAILED.value)
 failpoints.configure(settings.FAILPOINTS)
 
 
@@ -80,7 +79,7 @@ class PayoutTask(Task):
                     type(error).__name__,
                 )
                 return
-            if status in FINAL:
+            if PayoutStatus(status).is_terminal:
                 attempts.settled(payout_id)
 
 
@@ -110,7 +109,7 @@ def process_payout(self: Task, payout_id: str) -> str:
             GATEWAY_ERRORS.labels(kind="transient").inc()
             attempts.in_doubt(ident, type(error).__name__)
             raise
-        if status in FINAL:
+        if PayoutStatus(status).is_terminal:
             attempts.settled(ident)
     if status in ("completed", "failed"):
         created = get_payouts().get_payout(UUID(payout_id), version=1).created_at
