@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.core.exceptions import ImproperlyConfigured
 
-from settings.env import APP_ENV, BASE_DIR, PRODUCTION, RUN_DIR, env  # noqa: F401 (settings)
+from settings.env import APP_ENV, BASE_DIR, PRODUCTION, RUN_DIR, env  # noqa: F401 (APP_ENV is a setting)
 
 DEBUG = env.bool("DEBUG", default=False)
 if PRODUCTION:

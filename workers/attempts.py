@@ -13,7 +13,8 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from django.conf import settings
-from django.db.models import F, Q
+from django.db.models import F, Q, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from projections.models import PayoutAttempt
@@ -60,11 +61,10 @@ def lease(payout_id: UUID, holder: str) -> Iterator[bool]:
 def in_doubt(payout_id: UUID, reason: str) -> None:
     """The last call had no definitive answer: the payout may or may not be charged."""
     PayoutAttempt.objects.get_or_create(payout_id=payout_id)
-    PayoutAttempt.objects.filter(
-        payout_id=payout_id, in_doubt_since__isnull=True
-    ).update(in_doubt_since=timezone.now())
     PayoutAttempt.objects.filter(payout_id=payout_id).update(
-        in_doubt_reason=reason[:200]
+        # Since the first unanswered call, not the latest.
+        in_doubt_since=Coalesce(F("in_doubt_since"), Value(timezone.now())),
+        in_doubt_reason=reason[:200],
     )
 
 

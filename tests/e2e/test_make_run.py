@@ -71,8 +71,7 @@ def make_run(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], Stack]]:
         )
         yield make, stack
     finally:
-        with_leftovers = processes_of(stack.run_dir)
-        for pid in with_leftovers:
+        for pid in processes_of(stack.run_dir):  # only after a failed test
             os.kill(pid, signal.SIGKILL)
         make.wait(10)
         output.close()
