@@ -11,8 +11,10 @@ from eventsourcing.application import (
     Application,
     project_aggregate,
 )
-from eventsourcing.persistence import IntegrityError, Transcoding
+from eventsourcing.persistence import IntegrityError, Mapper, Transcoding
+from eventsourcing.utils import Environment, strtobool
 
+from ledger.binding import BoundMapper
 from ledger.chain import event_hash
 from ledger.errors import (
     ConcurrencyExhausted,
@@ -21,6 +23,7 @@ from ledger.errors import (
     InvalidValue,
     PayoutNotFound,
     RequestMismatch,
+    UnsafeConfiguration,
     VersionMismatch,
 )
 from ledger.payout import EVENT_TYPES, Actor, Payout
@@ -42,11 +45,27 @@ if TYPE_CHECKING:
 
     from eventsourcing.domain import DomainEventProtocol
     from eventsourcing.persistence import Transcoder
+    from eventsourcing.utils import EnvType
 
 T = TypeVar("T")
 
 # A payout has a handful of events, so a few reloads always settle a race.
 _ATTEMPTS = 8
+# Options the ledger refuses: with database functions, the PostgreSQL recorder
+# inserts without its table lock, notification ids commit out of order, and the
+# followers (projector, dispatcher) skip late commits for good.
+UNSAFE_OPTIONS = ("POSTGRES_ENABLE_DB_FUNCTIONS",)
+
+
+def unsafe_options(env: Mapping[str, str], name: str = "payouts") -> list[str]:
+    """The names in `env` (plain or application-prefixed) that turn an unsafe
+    option on."""
+    return [
+        key
+        for option in UNSAFE_OPTIONS
+        for key in Environment(name).create_keys(option)
+        if strtobool(env.get(key) or "no")
+    ]
 
 
 @dataclass(frozen=True)
@@ -128,6 +147,24 @@ class Payouts(Application[uuid.UUID]):
     ) -> None:
         super().__init__(env)
         self.policy = policy or MoneyPolicy()
+
+    def construct_env(self, name: str, env: EnvType | None = None) -> Environment:
+        """Only what the caller passes: the library would merge os.environ, where
+        any PAYOUTS_-prefixed variable overrides the settings (persistence module,
+        cipher, the insert lock)."""
+        merged = Environment(name, {**type(self).env, **(env or {})})
+        if unsafe := unsafe_options(merged, name):
+            raise UnsafeConfiguration(
+                f"{', '.join(unsafe)} is on: the event store would insert without "
+                "its table lock and the log followers would skip late commits"
+            )
+        return merged
+
+    def construct_mapper(self) -> Mapper[uuid.UUID]:
+        # Not MAPPER_TOPIC: binding events to their rows is not an option.
+        return self.factory.mapper(
+            transcoder=self.construct_transcoder(), mapper_class=BoundMapper
+        )
 
     def register_transcodings(self, transcoder: Transcoder) -> None:
         super().register_transcodings(transcoder)

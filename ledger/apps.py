@@ -12,9 +12,11 @@ import threading
 from decimal import Decimal
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.db import connections
 
 from ledger.application import Payouts
+from ledger.errors import UnsafeConfiguration
 from ledger.values import MoneyPolicy
 
 _lock = threading.Lock()
@@ -29,7 +31,10 @@ def build_payouts() -> Payouts:
     if env["PERSISTENCE_MODULE"] == "eventsourcing.postgres":
         # Follow Django's database name, so tests write to the test database.
         env["POSTGRES_DBNAME"] = connections["default"].settings_dict["NAME"]
-    return Payouts(env=env, policy=money_policy())
+    try:
+        return Payouts(env=env, policy=money_policy())
+    except UnsafeConfiguration as unsafe:
+        raise ImproperlyConfigured(str(unsafe)) from None
 
 
 def money_policy() -> MoneyPolicy:

@@ -24,9 +24,18 @@ from uuid import UUID
 
 from eventsourcing.utils import get_topic
 
+# The seed of streams written before streams were seeded with their payout id.
 GENESIS = "0" * 64
 # What v1 events (written before the chain existed) carry once upcast.
 UNCHAINED = ""
+LEGACY_SEEDS = (GENESIS, UNCHAINED)
+
+
+def stream_seed(payout_id: UUID) -> str:
+    """The previous_hash of a stream's Created: its own payout id, hashed. A Created
+    copied to another stream then links to the wrong seed, which anyone holding the
+    exported chain fields can see, without the cipher key."""
+    return hashlib.sha256(f"payout-ledger/stream/v1:{payout_id}".encode()).hexdigest()
 
 
 def card_digest(salt: str, number: str) -> str:

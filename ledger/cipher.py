@@ -4,13 +4,17 @@ The ledger is append-only: events are never re-encrypted, so every key that ever
 encrypted an event must stay configured for as long as that event is to be read.
 Each blob therefore names the key that encrypted it:
 
-    MAGIC (b"RKC" + version 1) | id length (1 byte) | key id (ASCII)
+    MAGIC (b"RKC" + format) | id length (1 byte) | key id (ASCII)
     | nonce (12) | tag (16) | ciphertext
 
-The nonce/tag/ciphertext layout is the library AESCipher's; the header is bound to
-the ciphertext as AES-GCM associated data, so a blob cannot be relabelled with another
-key id. Blobs without the header were written by AESCipher before key ids existed;
-they are decrypted by trying every configured key (the GCM tag tells which is right).
+The nonce/tag/ciphertext layout is the library AESCipher's. The header is AES-GCM
+associated data, so a blob cannot be relabelled with another key id. Format 2 (`seal`)
+also authenticates a binding given by the caller: the event store binds each blob to
+its stream id, version and topic (ledger/binding.py), which are plaintext columns, so
+a blob copied or moved to another row no longer decrypts. Format 1 (`encrypt`) binds
+the header only; blobs without a header were written by AESCipher before key ids
+existed and are decrypted by trying every configured key (the GCM tag tells which is
+right). Both older formats stay readable: the ledger is never re-encrypted.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ if TYPE_CHECKING:
     from eventsourcing.utils import Environment
 
 MAGIC = b"RKC\x01"
+BOUND_MAGIC = b"RKC\x02"
 LEGACY_KEY_ID = "0"
 KEY_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,32}")
 _NONCE, _TAG = 12, 16
@@ -36,6 +41,17 @@ _NONCE, _TAG = 12, 16
 
 class UnknownCipherKey(ValueError):
     """An event names a key id that is not configured (it was removed too early)."""
+
+
+class InvalidBlob(ValueError):
+    """A blob does not authenticate under any configured key: altered or forged (or
+    the key under its id is not the one that wrote it)."""
+
+
+class BindingMismatch(InvalidBlob):
+    """A bound blob does not authenticate under the binding it was given: it was
+    written for another row, or altered, or the key under its id is not the one
+    that wrote it."""
 
 
 def parse_keys(cipher_keys: str, legacy_key: str = "") -> dict[str, bytes]:
@@ -80,8 +96,13 @@ def format_keys(keys: dict[str, bytes]) -> str:
 
 def key_id_of(blob: bytes) -> str | None:
     """The key id a blob names, or None for a blob without a (well-formed) header."""
-    header = _parse_header(blob)
+    header = _parse_header(blob) or _parse_header(blob, BOUND_MAGIC)
     return header[0] if header else None
+
+
+def is_bound(blob: bytes) -> bool:
+    """Whether a blob is of the bound format (written by `seal`)."""
+    return _parse_header(blob, BOUND_MAGIC) is not None
 
 
 def _decode_key(key_id: str, encoded: str) -> bytes:
@@ -94,16 +115,16 @@ def _decode_key(key_id: str, encoded: str) -> bytes:
     return key
 
 
-def _parse_header(blob: bytes) -> tuple[str, int] | None:
+def _parse_header(blob: bytes, magic: bytes = MAGIC) -> tuple[str, int] | None:
     """(key id, header length), if the blob starts with a well-formed header."""
-    if not blob.startswith(MAGIC) or len(blob) <= len(MAGIC):
+    if not blob.startswith(magic) or len(blob) <= len(magic):
         return None
-    id_length = blob[len(MAGIC)]
-    end = len(MAGIC) + 1 + id_length
+    id_length = blob[len(magic)]
+    end = len(magic) + 1 + id_length
     if len(blob) < end + _NONCE + _TAG:
         return None
     try:
-        key_id = blob[len(MAGIC) + 1 : end].decode("ascii")
+        key_id = blob[len(magic) + 1 : end].decode("ascii")
     except UnicodeDecodeError:
         return None
     if not KEY_ID_PATTERN.fullmatch(key_id):
@@ -140,20 +161,63 @@ class RotatingCipher(Cipher):
         self.current_key_id = next(reversed(keys))
         encoded_id = self.current_key_id.encode("ascii")
         self._header = MAGIC + bytes([len(encoded_id)]) + encoded_id
+        self._bound_header = BOUND_MAGIC + bytes([len(encoded_id)]) + encoded_id
 
     @property
     def key_ids(self) -> list[str]:
         return list(self._aesgcm)
 
     def encrypt(self, plaintext: bytes) -> bytes:
-        nonce = AESCipher.random_bytes(_NONCE)
-        sealed = self._aesgcm[self.current_key_id].encrypt(
-            nonce, plaintext, self._header
+        """Format 1: the header alone is authenticated (the library's Mapper calls
+        this; the ledger's own mapper seals)."""
+        return self._encrypt(plaintext, self._header, self._header)
+
+    def seal(self, plaintext: bytes, binding: bytes) -> bytes:
+        """Format 2: the blob decrypts only with the same `binding` (`unseal`)."""
+        header = self._bound_header
+        return self._encrypt(plaintext, header, header + binding)
+
+    def unseal(self, ciphertext: bytes, binding: bytes) -> bytes:
+        """Decrypt a blob of any format; a bound one must match `binding`."""
+        header = _parse_header(ciphertext, BOUND_MAGIC)
+        if header is None:
+            return self.decrypt(ciphertext)
+        key_id, end = header
+        aesgcm = self._aesgcm.get(key_id)
+        if aesgcm is not None:
+            try:
+                return _open(aesgcm, ciphertext[end:], ciphertext[:end] + binding)
+            except InvalidTag:
+                pass
+        # A headerless legacy blob whose random nonce happens to begin with the magic.
+        plaintext = self._decrypt_legacy(ciphertext)
+        if plaintext is not None:
+            return plaintext
+        if aesgcm is None:
+            raise self._unknown(key_id)
+        raise BindingMismatch(
+            f"Invalid cipher tag (key id {key_id!r}) under this event's binding: the "
+            "blob was written for another stream id, version or topic, or altered"
         )
+
+    def _encrypt(self, plaintext: bytes, header: bytes, associated: bytes) -> bytes:
+        nonce = AESCipher.random_bytes(_NONCE)
+        sealed = self._aesgcm[self.current_key_id].encrypt(nonce, plaintext, associated)
         # Tag before ciphertext, as AESCipher writes it.
-        return self._header + nonce + sealed[-_TAG:] + sealed[:-_TAG]
+        return header + nonce + sealed[-_TAG:] + sealed[:-_TAG]
+
+    def _unknown(self, key_id: str) -> UnknownCipherKey:
+        return UnknownCipherKey(
+            f"Unknown cipher key id {key_id!r}: it must stay in CIPHER_KEYS "
+            f"while events encrypted with it exist (configured: {self.key_ids})"
+        )
 
     def decrypt(self, ciphertext: bytes) -> bytes:
+        if is_bound(ciphertext) and self._decrypt_legacy(ciphertext) is None:
+            # Readable only through unseal: without its binding it proves nothing.
+            raise BindingMismatch(
+                "Invalid cipher tag: a bound blob needs its binding to be decrypted"
+            )
         header = _parse_header(ciphertext)
         if header is not None:
             key_id, end = header
@@ -168,15 +232,12 @@ class RotatingCipher(Cipher):
         if plaintext is not None:
             return plaintext
         if header is not None and header[0] not in self._aesgcm:
-            raise UnknownCipherKey(
-                f"Unknown cipher key id {header[0]!r}: it must stay in CIPHER_KEYS "
-                f"while events encrypted with it exist (configured: {self.key_ids})"
-            )
+            raise self._unknown(header[0])
         if len(ciphertext) < _NONCE + _TAG:
-            raise ValueError("Damaged cipher text: too short")
+            raise InvalidBlob("Damaged cipher text: too short")
         # The library's wording, which callers and tests already match on.
         named = f" (key id {header[0]!r})" if header is not None else ""
-        raise ValueError(f"Invalid cipher tag{named}")
+        raise InvalidBlob(f"Invalid cipher tag{named}")
 
     def _decrypt_legacy(self, ciphertext: bytes) -> bytes | None:
         if len(ciphertext) < _NONCE + _TAG:

@@ -82,3 +82,22 @@ class ConcurrencyExhausted(LedgerError):
     def __init__(self, payout_id: UUID) -> None:
         super().__init__(f"payout {payout_id} is contended; try again")
         self.payout_id = payout_id
+
+
+class TamperedEvent(LedgerError, ValueError):
+    """A stored event is not what the ledger wrote in that place: it does not
+    authenticate under its stream id, version and topic, or its stream's chain is
+    seeded for another payout. It is never applied, and its payout never paid."""
+
+    def __init__(
+        self, payout_id: UUID | str, version: int, topic: str, reason: str
+    ) -> None:
+        super().__init__(f"payout {payout_id} event v{version} ({topic}): {reason}")
+        self.payout_id = payout_id
+        self.version = version
+        self.topic = topic
+        self.reason = reason
+
+
+class UnsafeConfiguration(LedgerError):
+    """The ledger application was given an option that breaks one of its guarantees."""

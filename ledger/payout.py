@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 from eventsourcing.domain import Aggregate, event
 
-from ledger.chain import GENESIS, UNCHAINED, ChainLink
-from ledger.errors import InvalidTransition, InvalidValue
+from ledger.chain import GENESIS, LEGACY_SEEDS, UNCHAINED, ChainLink, stream_seed
+from ledger.errors import InvalidTransition, InvalidValue, TamperedEvent
 from ledger.values import (
     TRANSITIONS,
     BankAccountRecipient,
@@ -74,6 +74,19 @@ class Payout(Aggregate):
             _unchained(state)
             state["card_salt"] = None
 
+        def mutate(self, aggregate: Any) -> Any:
+            # Streams from before seeding (LEGACY_SEEDS) are still readable.
+            seed = stream_seed(self.originator_id)
+            if self.previous_hash != seed and self.previous_hash not in LEGACY_SEEDS:
+                raise TamperedEvent(
+                    self.originator_id,
+                    self.originator_version,
+                    self.TOPIC,
+                    "its chain is seeded for another payout: a Created copied from "
+                    "another stream",
+                )
+            return super().mutate(aggregate)
+
     class ProcessingStarted(ChainLink, Aggregate.Event):
         TOPIC = "payouts:Payout.ProcessingStarted"
         class_version = 2
@@ -136,7 +149,7 @@ class Payout(Aggregate):
         return cls._create(
             cls.Created,
             id=payout_id,
-            previous_hash=GENESIS,
+            previous_hash=stream_seed(payout_id),
             card_salt=secrets.token_hex(16) if card is not None else None,
             amount=money.amount,
             currency=money.currency,

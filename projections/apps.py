@@ -1,9 +1,22 @@
 from __future__ import annotations
 
 from django.apps import AppConfig
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+
+from ledger.application import unsafe_options
 
 
 class ProjectionsConfig(AppConfig):
     name = "projections"
     verbose_name = "Ledger"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        # settings/eventstore.py refuses it from the environment; this catches a
+        # settings module that puts it into EVENT_STORE, before any process runs.
+        if unsafe := unsafe_options(settings.EVENT_STORE):
+            raise ImproperlyConfigured(
+                f"EVENT_STORE: {', '.join(unsafe)} must not be on: the projector and "
+                "dispatcher rely on the event store's insert lock to never skip."
+            )

@@ -15,7 +15,9 @@ from uuid import UUID
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
-from ledger.chain import GENESIS, UNCHAINED, event_hash
+from ledger.chain import LEGACY_SEEDS, UNCHAINED, event_hash, stream_seed
+from ledger.cipher import is_bound
+from ledger.errors import TamperedEvent
 from ledger.payout import EVENT_TYPES, STATUS_AFTER, Payout
 from ledger.values import TRANSITIONS, PayoutStatus
 from projections.eventtable import EventTable
@@ -54,6 +56,9 @@ class Report:
     seconds: float = 0.0
     checkpoints: int = 0
     unprojected: int = 0
+    # Streams written before events were bound to their rows and chains seeded with
+    # their payout id: checked for copies by ciphertext (see _check_copies) only.
+    legacy: int = 0
     discrepancy: Discrepancy | None = None
     notes: list[str] = field(default_factory=list)
 
@@ -243,6 +248,7 @@ def verify(
             rows = PayoutView.objects.in_bulk([payout_id for payout_id, _ in streams])
             for payout_id, events in streams:
                 status = _check_stream(payout_id, events)
+                report.legacy += _is_legacy(events)
                 for check in checks:
                     check.see(payout_id, events)
                 if max(n.id for n, _, _ in events) <= projection_position:
@@ -254,6 +260,8 @@ def verify(
             if full:
                 _check_orphan_rows(previous, streams[-1][0], set(rows))
             previous = streams[-1][0]
+        if full:
+            _check_copies(payouts)
         for check in checks:
             check.finish()
             report.checkpoints += 1
@@ -292,6 +300,15 @@ def _batches(
         for notification in table.events_of(ids):
             try:
                 event = payouts.mapper.to_domain_event(notification)
+            except TamperedEvent:
+                raise Discrepancy(
+                    notification.originator_id,
+                    f"event v{notification.originator_version} "
+                    f"({notification.topic.rsplit('.', 1)[-1]}) at position "
+                    f"{notification.id} cannot be decrypted under its stream id, version "
+                    "and topic: it was copied, moved or relabelled from another row, "
+                    "or its bytes were altered",
+                ) from None
             except Exception as exc:
                 raise Discrepancy(
                     notification.originator_id,
@@ -315,7 +332,8 @@ def _check_stream(
     positions = [n.id for n, _, _ in events]
     if positions != sorted(positions):
         raise Discrepancy(payout_id, "event versions are out of commit order")
-    previous_hash, chained, status = GENESIS, False, None
+    _check_binding(payout_id, events)
+    previous_hash, chained, status = _seed(payout_id, events[0]), False, None
     for notification, event, own_hash in events:
         if (
             event.originator_id != payout_id
@@ -347,6 +365,54 @@ def _check_stream(
         status, previous_hash = target, own_hash
     assert status is not None
     return status
+
+
+def _seed(payout_id: UUID, created: Linked) -> str:
+    """The previous_hash the stream's first event must carry."""
+    notification, event, _ = created
+    seed = stream_seed(payout_id)
+    if event.previous_hash == seed:
+        return seed
+    if event.previous_hash in LEGACY_SEEDS and not is_bound(notification.state):
+        return str(event.previous_hash)  # written before streams were seeded
+    raise Discrepancy(
+        payout_id,
+        f"v1 ({EVENT_TYPES.get(type(event), type(event).__name__)}) is not seeded with "
+        "this payout's id: it was copied from another stream",
+    )
+
+
+def _check_binding(payout_id: UUID, events: list[Linked]) -> None:
+    """Once a stream has a bound event, every later one is bound: an unbound event
+    after it was copied in from a stream written before binding."""
+    bound = False
+    for notification, _, _ in events:
+        if is_bound(notification.state):
+            bound = True
+        elif bound:
+            raise Discrepancy(
+                payout_id,
+                f"event v{notification.originator_version} at position "
+                f"{notification.id} is in the unbound format after bound events: "
+                "copied in from an older stream",
+            )
+
+
+def _is_legacy(events: list[Linked]) -> bool:
+    notification, event, _ = events[0]
+    return not is_bound(notification.state) or event.previous_hash in LEGACY_SEEDS
+
+
+def _check_copies(payouts: Payouts) -> None:
+    """AES-GCM nonces are random, so no two events the ledger wrote share their
+    bytes: two rows that do are a copy. Bound blobs are caught on decryption; this
+    catches copies of the unbound ones of legacy streams."""
+    for copy in EventTable(payouts).unbound_copies():
+        raise Discrepancy(
+            copy.originator_id,
+            f"event v{copy.originator_version} at position {copy.id} is a byte-for-"
+            "byte copy of an event stored in another row: a cloned legacy event",
+        )
 
 
 def _check_projection(

@@ -120,3 +120,30 @@ class EventTable:
             )
             for position, ident, version, topic, state in self._rows(query, params)
         ]
+
+    def unbound_copies(self, limit: int = 10) -> list[Notification]:
+        """Events whose stored bytes equal those of an earlier event (the later row of
+        each pair), among blobs not of the bound format (ledger.cipher.BOUND_MAGIC)."""
+        head = (
+            "substring(state from 1 for 4) <> '\\x524b4302'::bytea"
+            if self.postgres
+            else "substr(state, 1, 4) <> X'524B4302'"
+        )
+        rows = self._rows(
+            f"SELECT position, originator_id, originator_version, topic FROM ("
+            f"SELECT {self.position} AS position, originator_id, originator_version, "
+            f"topic, row_number() OVER (PARTITION BY state ORDER BY {self.position}) "
+            f"AS nth FROM {self.table} WHERE {head}) AS ranked "
+            f"WHERE nth > 1 ORDER BY position LIMIT {int(limit)}",
+            (),
+        )
+        return [
+            Notification(
+                id=int(position),  # type: ignore[call-overload]
+                originator_id=ident if isinstance(ident, UUID) else UUID(str(ident)),
+                originator_version=int(version),  # type: ignore[call-overload]
+                topic=str(topic),
+                state=b"",
+            )
+            for position, ident, version, topic in rows
+        ]

@@ -15,7 +15,9 @@ Checked, stopping at the first problem:
   previous_hash, data but the masked card number) agrees with its chain_fields;
 - positions strictly increase, within (after, until];
 - a payout's versions are contiguous, and its `previous_hash` is the hash of its
-  previous line (GENESIS, 64 zeros, for version 1). The first line of a payout at a
+  previous line (for version 1: the stream seed, sha256 of
+  "payout-ledger/stream/v1:<payout_id>", or GENESIS, 64 zeros, in streams written
+  before seeding), so a Created copied under another payout id is caught here too. The first line of a payout at a
   version above 1 is "unlinked (starts before the export)" when after > 0, an error
   otherwise. Events written before the chain existed carry "" and are reported.
 
@@ -36,6 +38,11 @@ from typing import Any
 
 GENESIS = "0" * 64
 UNCHAINED = ""  # previous_hash of events written before the ledger had a hash chain
+
+
+def stream_seed(payout_id: str) -> str:
+    """The previous_hash of a payout's Created (ledger/chain.py stream_seed)."""
+    return hashlib.sha256(f"payout-ledger/stream/v1:{payout_id}".encode()).hexdigest()
 
 
 def canonical(fields: dict[str, Any]) -> bytes:
@@ -123,7 +130,7 @@ class Walk:
             self.unlinked += 1  # unlinked (starts before the export)
             expected = link
         elif head is None:
-            expected = GENESIS
+            expected = GENESIS if link == GENESIS else stream_seed(payout)
         elif version != head[0] + 1:
             raise ValueError(f"version {version} follows {head[0]}: not contiguous")
         else:

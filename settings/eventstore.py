@@ -1,26 +1,46 @@
-"""EVENT_STORE: the environment of the ledger application (eventsourcing keys)."""
+"""EVENT_STORE: the whole environment of the ledger application (eventsourcing keys).
+
+The ledger application reads nothing else: the library would merge os.environ and let
+any PAYOUTS_-prefixed variable override these (Payouts.construct_env stops that).
+"""
 
 from __future__ import annotations
 
 from django.core.exceptions import ImproperlyConfigured
 from eventsourcing.utils import Environment
 
+from ledger.application import unsafe_options
 from ledger.cipher import RotatingCipher
 from settings.env import RUN_DIR, env
 
 _database_url = env.str("DATABASE_URL", default="")
 _run_dir = RUN_DIR
+_APP_NAME = "payouts"
+
+
+def _prefixed_first(name: str) -> str:
+    """PAYOUTS_<name>, else <name>: installs from before the ledger's environment
+    came from settings alone may have set the keys under the library's prefix, and
+    a key that stops being read leaves its events unreadable."""
+    return env.str(f"{_APP_NAME.upper()}_{name}", default="") or env.str(
+        name, default=""
+    )
+
+
+# The insert lock is what keeps notification ids committing in order; refused
+# wherever it is asked for, even though the ledger no longer reads the environment.
+if _unsafe := unsafe_options(dict(env.ENVIRON), _APP_NAME):
+    raise ImproperlyConfigured(
+        f"{', '.join(_unsafe)} must not be set: the event store would insert without "
+        "its table lock, and the projector and dispatcher would skip late commits."
+    )
+
 # Card numbers are encrypted at rest. CIPHER_KEYS is `id:base64key,...`, the last key
 # encrypting; CIPHER_KEY alone is how installs from before key rotation configure it.
-_cipher_keys = env.str("CIPHER_KEYS", default="")
-_cipher_key = env.str("CIPHER_KEY", default="")
-# The library merges the process environment and lets PAYOUTS_-prefixed names win
-# (Payouts.name is "payouts"), so the keys are judged as it will see them.
-_APP_NAME = "payouts"
-_cipher_env = Environment(_APP_NAME, dict(env.ENVIRON))
-_has_cipher_key = bool(_cipher_env.get("CIPHER_KEYS") or _cipher_env.get("CIPHER_KEY"))
+_cipher_keys = _prefixed_first("CIPHER_KEYS")
+_cipher_key = _prefixed_first("CIPHER_KEY")
 # Always: DEBUG is no reason to write card numbers in the clear.
-if not _has_cipher_key:
+if not (_cipher_keys or _cipher_key):
     raise ImproperlyConfigured(
         "CIPHER_KEYS (or the older single CIPHER_KEY) must be set: card numbers are "
         "encrypted at rest. `make run` writes a local one into .env on first start; "
@@ -69,6 +89,6 @@ if _cipher_key:
     EVENT_STORE["CIPHER_KEY"] = _cipher_key
 # A malformed key fails here, at startup, not at the first event read or written.
 try:
-    RotatingCipher(Environment(_APP_NAME, {**env.ENVIRON, **EVENT_STORE}))
+    RotatingCipher(Environment(_APP_NAME, EVENT_STORE))
 except (OSError, ValueError) as error:
     raise ImproperlyConfigured(f"Cipher keys: {error}") from None

@@ -11,7 +11,7 @@ import pytest
 from django.conf import settings
 from django.core.management import CommandError, call_command
 
-from ledger.chain import GENESIS, event_hash
+from ledger.chain import event_hash, stream_seed
 from projections.audit import take_checkpoint, verify
 from projections.models import PayoutView
 from tests.conftest import TEST_ACTOR, new_payout
@@ -80,7 +80,7 @@ def test_every_event_links_to_the_hash_of_the_one_before_it(ledger: Payouts) -> 
     # when
     events = list(ledger.events.get(payout_id))
     # then
-    assert events[0].previous_hash == GENESIS
+    assert events[0].previous_hash == stream_seed(payout_id)
     assert [e.previous_hash for e in events[1:]] == [event_hash(e) for e in events[:-1]]
 
 

@@ -8,7 +8,14 @@ from typing import TYPE_CHECKING
 
 from eventsourcing.persistence import StoredEvent
 
-from ledger.chain import GENESIS, UNCHAINED, chain_fields, event_hash, hash_fields
+from ledger.chain import (
+    GENESIS,
+    UNCHAINED,
+    chain_fields,
+    event_hash,
+    hash_fields,
+    stream_seed,
+)
 from tests.conftest import TEST_ACTOR, new_payout
 
 if TYPE_CHECKING:
@@ -17,13 +24,16 @@ if TYPE_CHECKING:
 CARD = "4242424242424242"
 
 
-def test_a_created_event_starts_the_chain_at_genesis(payouts: Payouts) -> None:
+def test_a_created_event_starts_the_chain_at_its_own_payout_seed(
+    payouts: Payouts,
+) -> None:
     # given
     payout_id = payouts.create_payout(new_payout(), actor=TEST_ACTOR).payout.id
     # when
     created = next(iter(payouts.events.get(payout_id)))
     # then
-    assert created.previous_hash == GENESIS
+    assert created.previous_hash == stream_seed(payout_id)
+    assert created.previous_hash != GENESIS
     assert payouts.repository.get(payout_id).chain_head == event_hash(created)
 
 

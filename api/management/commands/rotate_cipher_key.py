@@ -75,9 +75,9 @@ class Command(BaseCommand):
 
 
 def configured_keys() -> dict[str, bytes]:
-    """The keys the ledger reads with, found as the library finds them: settings
-    over the process environment, PAYOUTS_-prefixed names first."""
-    env = Environment(Payouts.name, {**os.environ, **settings.EVENT_STORE})
+    """The keys the ledger reads with: those of settings.EVENT_STORE, its whole
+    environment."""
+    env = Environment(Payouts.name, settings.EVENT_STORE)
     return parse_keys(env.get(_NAME) or "", env.get("CIPHER_KEY") or "")
 
 

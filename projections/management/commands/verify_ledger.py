@@ -51,6 +51,12 @@ class Command(BaseCommand):
                 else ""
             )
         )
+        if report.legacy:
+            self.stdout.write(
+                f"{report.legacy} legacy-format streams (written before events were "
+                "bound to their stream and chains seeded with the payout id): checked "
+                "for byte-for-byte copies and by the checkpoints only"
+            )
         if report.discrepancy is not None:
             found = report.discrepancy
             self.stdout.write(f"FIRST DISCREPANCY: {found}")
