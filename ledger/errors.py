@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from uuid import UUID
@@ -97,6 +97,10 @@ class TamperedEvent(LedgerError, ValueError):
         self.version = version
         self.topic = topic
         self.reason = reason
+
+    def __reduce__(self) -> tuple[type[TamperedEvent], tuple[Any, ...]]:
+        # Pickled whole (Celery does, to hand it to on_failure), not as a base class.
+        return type(self), (self.payout_id, self.version, self.topic, self.reason)
 
 
 class UnsafeConfiguration(LedgerError):

@@ -147,3 +147,11 @@ class EventTable:
             )
             for position, ident, version, topic in rows
         ]
+
+    def copies_of(self, state: bytes) -> int:
+        """How many events are stored with exactly these bytes (a scan: for the rare
+        unbound blobs of legacy streams only)."""
+        rows = self._rows(
+            f"SELECT COUNT(*) FROM {self.table} WHERE state = {self.param}", (state,)
+        )
+        return int(rows[0][0])  # type: ignore[call-overload]

@@ -7,15 +7,26 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from django.db import transaction
 from eventsourcing.persistence import Tracking
+from prometheus_client import Counter
 
+from ledger.errors import TamperedEvent
 from projections.tracking import DjangoTrackingRecorder
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Iterator, Sequence
+
+    from eventsourcing.persistence import Notification
 
     from ledger.application import Payouts
 
 logger = logging.getLogger(__name__)
+
+TAMPERED_EVENTS = Counter(
+    "ledger_tampered_events_total",
+    "Stored events that do not authenticate in their row (copied, moved, relabelled "
+    "or altered), skipped by a log follower: never projected, never dispatched.",
+    ["follower"],
+)
 
 Batch = list[tuple[Any, int]]
 
@@ -42,6 +53,12 @@ def catch_up(
     error rolls the whole batch back and propagates: the follower stays put, and the
     error shows instead of an event being skipped. With `stop`, nothing after that
     notification id is applied.
+
+    The one exception is an event the ledger did not write in its row (TamperedEvent:
+    it fails authentication there). Retrying cannot change that, and stopping would
+    let one forged row halt every payout behind it; it is skipped, logged as
+    critical with its position, and counted (ledger_tampered_events_total), for an
+    operator and verify_ledger to deal with. It is never applied, so never paid.
     """
     recorder = DjangoTrackingRecorder(follower.name)
     with transaction.atomic():
@@ -55,12 +72,32 @@ def catch_up(
         )
         if not notifications:
             return 0
-        follower.handle(
-            [(payouts.mapper.to_domain_event(n), n.id) for n in notifications]
-        )
+        batch = list(_decoded(payouts, follower, notifications))
+        if batch:
+            follower.handle(batch)
         recorder.insert_tracking(Tracking(payouts.name, notifications[-1].id))
     logger.debug("%s applied %d events", follower.name, len(notifications))
     return len(notifications)
+
+
+def _decoded(
+    payouts: Payouts, follower: Follower, notifications: Sequence[Notification]
+) -> Iterator[tuple[Any, int]]:
+    for notification in notifications:
+        try:
+            yield payouts.mapper.to_domain_event(notification), notification.id
+        except TamperedEvent as tampered:
+            TAMPERED_EVENTS.labels(follower=follower.name).inc()
+            logger.critical(
+                "%s skipped the event at position %d: %s",
+                follower.name,
+                notification.id,
+                tampered,
+                extra={
+                    "position": notification.id,
+                    "payout_id": str(tampered.payout_id),
+                },
+            )
 
 
 def drain(

@@ -86,6 +86,17 @@ def failed(payout_id: UUID, reason: str) -> bool:
     return rows.filter(parked_at__isnull=False).exists()
 
 
+def park(payout_id: UUID, reason: str) -> None:
+    """Out of the sweeps at once, for an operator: retrying cannot help."""
+    PayoutAttempt.objects.get_or_create(payout_id=payout_id)
+    PayoutAttempt.objects.filter(payout_id=payout_id, parked_at__isnull=True).update(
+        parked_at=timezone.now()
+    )
+    PayoutAttempt.objects.filter(payout_id=payout_id).update(
+        failures=F("failures") + 1, last_failure=reason[:500]
+    )
+
+
 def unavailable(payout_ids: Iterable[UUID]) -> set[UUID]:
     """Of these payouts, the ones a sweep must leave alone: parked for an operator,
     or leased to an attempt that is still live."""

@@ -14,3 +14,8 @@ GATEWAY_ERRORS = Counter(
     "Gateway calls that failed transiently (retried) or permanently.",
     ["kind"],
 )
+TAMPERED_PAYOUTS = Counter(
+    "payout_tampered_refused_total",
+    "Payouts the worker refused to pay because their stored events are forged "
+    "(copied, moved or relabelled rows).",
+)

@@ -5,8 +5,11 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
+from ledger.cipher import is_bound
+from ledger.errors import TamperedEvent
 from ledger.logcontext import bound
 from ledger.values import PayoutStatus
+from projections.eventtable import EventTable
 from workers import failpoints
 from workers.gateway.base import PaymentInFlight
 
@@ -31,6 +34,7 @@ def process(
     idempotency key (the payout id) makes every retry the same single charge.
     """
     with bound(payout_id=payout_id):
+        refuse_copies(payouts, payout_id)
         order = payouts.start_processing(payout_id, actor=actor)
         if order.status != PayoutStatus.PROCESSING:
             logger.info("payout already %s; nothing to do", order.status)
@@ -47,6 +51,28 @@ def process(
         result = gateway.pay(order)
         failpoints.hit("after_gateway_call")
         return record(payouts, payout_id, result, actor=actor)
+
+
+def refuse_copies(payouts: Payouts, payout_id: UUID) -> None:
+    """Raise TamperedEvent when the payout's Created is a copy of another's.
+
+    A Created of the bound format fails to decrypt anywhere but in its own row, and
+    the aggregate checks its chain seed, so loading the payout refuses those copies.
+    A legacy-format Created (written before binding) carries neither: it is paid
+    only if no other row holds its very bytes (random nonces never repeat).
+    """
+    if not getattr(payouts.mapper, "bound", False):
+        return  # no cipher: the in-memory store of unit tests
+    created = payouts.recorder.select_events(payout_id, lte=1, limit=1)
+    if not created or is_bound(created[0].state):
+        return
+    if EventTable(payouts).copies_of(created[0].state) > 1:
+        raise TamperedEvent(
+            payout_id,
+            1,
+            created[0].topic,
+            "its legacy-format Created is a byte-for-byte copy of another row's",
+        )
 
 
 def give_up(

@@ -15,6 +15,7 @@ from django.core.cache import cache
 from django.utils import timezone
 
 from ledger.apps import get_payouts
+from ledger.errors import TamperedEvent
 from ledger.payout import Actor
 from ledger.values import PayoutStatus
 from projections.selectors import stuck_payout_pages
@@ -25,7 +26,7 @@ from workers.gateway.base import (
     GatewayError,
     TransientGatewayError,
 )
-from workers.metrics import GATEWAY_ERRORS, PROCESSING_SECONDS
+from workers.metrics import GATEWAY_ERRORS, PROCESSING_SECONDS, TAMPERED_PAYOUTS
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -50,6 +51,12 @@ class PayoutTask(Task):
         self, exc: Exception, task_id: str, args: Any, kwargs: Any, einfo: Any
     ) -> None:
         payout_id = UUID(args[0])
+        if isinstance(exc, TamperedEvent):
+            # Its stored events are not the ledger's: never paid, never retried.
+            TAMPERED_PAYOUTS.inc()
+            attempts.park(payout_id, f"tampered: {exc}")
+            logger.critical("payout refused and parked, its events forged: %s", exc)
+            return
         if not isinstance(exc, GatewayError):
             # Not the provider's doing (a bug, data that cannot be read): counted,
             # and after a few the payout is parked for an operator, never retried
