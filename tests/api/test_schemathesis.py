@@ -5,6 +5,7 @@ answer without a server error and as its schema says."""
 from __future__ import annotations
 
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +17,8 @@ from ledger.application import NewPayout
 from tests.conftest import TEST_ACTOR, bank_payout, new_payout
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from pytest_django.live_server_helper import LiveServer
 
     from ledger.application import Payouts
@@ -65,7 +68,7 @@ def schemathesis_command(base_url: str, api_key: str, report_dir: Path) -> list[
 def test_schemathesis_finds_no_server_error_and_no_response_off_the_schema(
     live_server: LiveServer,
     ledger: Payouts,
-    project: object,
+    project: Callable[[], int],
     staff_api_key: str,
     tmp_path: Path,
 ) -> None:
@@ -77,10 +80,11 @@ def test_schemathesis_finds_no_server_error_and_no_response_off_the_schema(
         NewPayout(bank["amount"], bank["currency"], bank["recipient_details"], ""),
         actor=TEST_ACTOR,
     )
-    project()  # type: ignore[operator]
+    project()
     # when
+    command = schemathesis_command(live_server.url, staff_api_key, tmp_path)
     run = subprocess.run(
-        schemathesis_command(live_server.url, staff_api_key, tmp_path),
+        command,
         capture_output=True,
         text=True,
         env={**os.environ, "NO_COLOR": "1"},
@@ -88,4 +92,6 @@ def test_schemathesis_finds_no_server_error_and_no_response_off_the_schema(
         check=False,
     )
     # then
-    assert run.returncode == 0, run.stdout + run.stderr
+    shown = shlex.join(command).replace(staff_api_key, "<key>")
+    # schemathesis prints each failing case with a curl line and `--seed` to replay it
+    assert run.returncode == 0, f"$ {shown}\n{run.stdout}{run.stderr}"
