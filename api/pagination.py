@@ -29,10 +29,8 @@ DEFAULT_ORDERING = "-created_at"
 def parse_limit(raw: str | None, *, default: int, maximum: int) -> int:
     if raw is None or raw == "":
         return default
-    try:
-        limit = int(raw)
-    except ValueError:
-        limit = 0
+    # Digits only: int() also takes " 5", "+5", "5_0" and other scripts' digits.
+    limit = int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 9 else 0
     if not 1 <= limit <= maximum:
         raise ValidationError({"limit": [f"Must be an integer from 1 to {maximum}."]})
     return limit

@@ -4,13 +4,39 @@ from __future__ import annotations
 
 from typing import Any
 
+from drf_spectacular import openapi
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse
 
 from api.serializers import (
     PreconditionProblemOutput,
     ProblemOutput,
+    StrictSerializer,
     TransitionProblemOutput,
 )
+
+# Query parameters whose views answer an empty value with a 400. For every other
+# one an empty value is the parameter left out (django-filter's rule, and ours).
+VALUE_REQUIRED = frozenset({"as_of", "version"})
+
+
+class AutoSchema(openapi.AutoSchema):
+    """What drf-spectacular cannot see in the code, said in the schema so that
+    generators (schemathesis, client generators) send what the server accepts."""
+
+    def _get_parameters(self) -> list[dict[str, Any]]:
+        return [
+            {**p, "allowEmptyValue": True}
+            if p["in"] == "query" and p["name"] not in VALUE_REQUIRED
+            else p
+            for p in super()._get_parameters()
+        ]
+
+    def _map_basic_serializer(self, serializer: Any, direction: str) -> dict[str, Any]:
+        schema = super()._map_basic_serializer(serializer, direction)
+        if direction == "request" and isinstance(serializer, StrictSerializer):
+            schema["additionalProperties"] = False  # unknown fields are a 400
+        return schema
+
 
 IDEMPOTENCY_KEY = OpenApiParameter(
     "Idempotency-Key",
@@ -19,12 +45,15 @@ IDEMPOTENCY_KEY = OpenApiParameter(
     description="Up to 255 characters, scoped to the caller. Same key and body: the "
     "original 201 is replayed with `Idempotent-Replayed: true`. Another body: 422.",
 )
+# ECMA-262 and Python read it alike; views.py checks If-Match with it (HTTP servers
+# strip the whitespace around a header value, test clients may not).
+IF_MATCH_PATTERN = r'^(\*|(W/)?"([0-9]{1,18})")$'
 IF_MATCH = OpenApiParameter(
     "If-Match",
-    str,
+    {"type": "string", "pattern": IF_MATCH_PATTERN, "example": '"1"'},
     OpenApiParameter.HEADER,
-    description='The version the change was decided on, as the ETag `"<version>"`; '
-    "a stale one is a 412 whatever the payout's state.",
+    description='The version the change was decided on, as the ETag `"<version>"` '
+    "(or `*`, any version); a stale one is a 412 whatever the payout's state.",
 )
 
 _DESCRIPTIONS = {
@@ -37,6 +66,7 @@ _DESCRIPTIONS = {
     409: "The state machine does not allow this change; see `current_status` and "
     "`allowed_transitions`.",
     412: "`If-Match` names a version that is no longer current.",
+    413: "The request body is larger than 1 MiB; up to that, each field is checked.",
     422: "The `Idempotency-Key` was used before with a different body.",
     429: "Rate limit (API_THROTTLE_RATE per user) exceeded; see `Retry-After`.",
 }

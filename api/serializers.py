@@ -17,7 +17,7 @@ EVENT_TYPE_NAMES = list(EVENT_TYPES.values())
 
 
 class StrictSerializer(serializers.Serializer):
-    """Unknown fields are an error, not silently dropped (SPEC: extra fields → 400)."""
+    """Unknown fields are a 400, not silently dropped."""
 
     def to_internal_value(self, data: Any) -> Any:
         if isinstance(data, dict):

@@ -44,7 +44,9 @@ if TYPE_CHECKING:
     from ledger.application import EventRecord, PayoutSnapshot
 
 MAX_IDEMPOTENCY_KEY = 255
-_IF_MATCH = re.compile(r'^\s*(?:W/)?"(\d{1,18})"\s*$')
+MAX_VERSION = 999_999_999
+MAX_POSITION = 10**18 - 1  # 18 digits: within PostgreSQL's bigint
+_IF_MATCH = re.compile(schema.IF_MATCH_PATTERN)
 
 
 def actor_of(request: Request) -> Actor:
@@ -67,12 +69,15 @@ def payout_response(
 
 def expected_version(request: Request) -> int | None:
     header = request.headers.get("If-Match")
-    if header is None or header.strip() == "*":  # RFC 9110: "*" matches any version
+    if header is None:
         return None
-    match = _IF_MATCH.match(header)
+    match = _IF_MATCH.fullmatch(header.strip(" \t"))
     if not match:
-        raise ValidationError({"If-Match": ['Must be a version as an ETag, e.g. "2".']})
-    return int(match.group(1))
+        raise ValidationError(
+            {"If-Match": ['Must be a version as an ETag, e.g. "2", or *.']}
+        )
+    version = match.group(3)
+    return None if version is None else int(version)  # RFC 9110: "*" matches any
 
 
 def fingerprint(data: Any) -> str:
@@ -140,7 +145,10 @@ class PayoutListCreateView(generics.ListAPIView):
         request=PayoutCreateInput,
         parameters=[schema.IDEMPOTENCY_KEY],
         examples=schema.CREATE_EXAMPLES,
-        responses={201: PayoutOutput, **schema.errors(400, 401, 403, 409, 422, 429)},
+        responses={
+            201: PayoutOutput,
+            **schema.errors(400, 401, 403, 409, 413, 422, 429),
+        },
     )
     def post(self, request: Request) -> Response:
         key = request.headers.get("Idempotency-Key")
@@ -180,7 +188,9 @@ class PayoutDetailView(APIView):
         "together give the state at that version if it existed by then.",
         parameters=[
             OpenApiParameter(
-                "version", int, description="A version to replay to (>= 1)."
+                "version",
+                {"type": "integer", "minimum": 1, "maximum": MAX_VERSION},
+                description="A version to replay to (>= 1).",
             ),
             OpenApiParameter(
                 "as_of",
@@ -194,7 +204,7 @@ class PayoutDetailView(APIView):
         version, as_of = None, None
         errors: dict[str, list[str]] = {}
         if (raw := request.query_params.get("version")) is not None:
-            if raw.isascii() and raw.isdigit() and len(raw) < 10:
+            if raw.isascii() and raw.isdigit() and len(raw) <= len(str(MAX_VERSION)):
                 version = int(raw)
             else:
                 errors["version"] = ["Must be a positive integer."]
@@ -219,7 +229,7 @@ class PayoutDetailView(APIView):
         parameters=[schema.IF_MATCH],
         responses={
             200: PayoutOutput,
-            **schema.errors(400, 401, 403, 404, 409, 412, 429),
+            **schema.errors(400, 401, 403, 404, 409, 412, 413, 429),
         },
     )
     def patch(self, request: Request, payout_id: UUID) -> Response:
@@ -336,7 +346,9 @@ class EventFeedView(APIView):
         "`limit=all` with JSON is a 400.",
         parameters=[
             OpenApiParameter(
-                "after", int, description="Position to start after (default 0)."
+                "after",
+                {"type": "integer", "minimum": 0, "maximum": MAX_POSITION},
+                description="Position to start after (default 0).",
             ),
             OpenApiParameter(
                 "limit",
