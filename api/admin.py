@@ -42,11 +42,20 @@ class ApiKeyAdmin(ModelAdmin):
         "user",
         "created_at",
         "last_used_at",
+        "expires_at",
         "revoked_at",
     ]
-    list_filter = ["revoked_at"]
+    list_filter = ["revoked_at", "expires_at"]
     search_fields = ["prefix", "name", "user__username"]
-    fields = ["user", "name", "prefix", "created_at", "last_used_at", "revoked_at"]
+    fields = [
+        "user",
+        "name",
+        "expires_at",
+        "prefix",
+        "created_at",
+        "last_used_at",
+        "revoked_at",
+    ]
     readonly_fields = ["prefix", "created_at", "last_used_at", "revoked_at"]
     actions = ["revoke_keys"]
 
@@ -58,13 +67,27 @@ class ApiKeyAdmin(ModelAdmin):
     ) -> None:
         if change:
             return
-        key, plain = ApiKey.issue(obj.user, obj.name)
+        key, plain = ApiKey.issue(obj.user, obj.name, obj.expires_at)
         obj.pk, obj.prefix, obj.hashed_key = key.pk, key.prefix, key.hashed_key
         self.message_user(
             request, f"New API key (shown only this once): {plain}", messages.WARNING
         )
 
-    @action(description="Revoke selected keys")
+    def formfield_for_foreignkey(
+        self, db_field: Any, request: HttpRequest, **kwargs: Any
+    ) -> Any:
+        # A key acts as its user: making one for someone else is acting as them, so
+        # only a superuser may pick another user.
+        if db_field.name == "user" and not request.user.is_superuser:
+            kwargs["queryset"] = User.objects.filter(pk=request.user.pk)
+            kwargs["initial"] = request.user.pk
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def has_revoke_permission(self, request: HttpRequest) -> bool:
+        opts = self.opts
+        return request.user.has_perm(f"{opts.app_label}.change_{opts.model_name}")
+
+    @action(description="Revoke selected keys", permissions=["revoke"])
     def revoke_keys(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
         for key in queryset:
             key.revoke()

@@ -1,4 +1,5 @@
-"""`Authorization: Bearer <key>` for machine clients."""
+"""`Authorization: Bearer <key>` for machine clients, and HTTP Basic, both refusing a
+locked-out client (api.lockout) before any key or password is compared."""
 
 from __future__ import annotations
 
@@ -6,10 +7,12 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from django.utils import timezone
+from drf_spectacular.authentication import BasicScheme
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 
-from api.models import ApiKey, hash_secret
+from api.lockout import record_failure, refuse_if_locked
+from api.models import PREFIX_LENGTH, ApiKey, hash_secret
 
 if TYPE_CHECKING:
     from rest_framework.request import Request
@@ -32,14 +35,21 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
             raise exceptions.AuthenticationFailed(
                 "Malformed Bearer credentials."
             ) from None
+        # The prefix is not secret: it is what failures are counted under, as a
+        # username is for passwords.
+        prefix = plain.partition(".")[0][:PREFIX_LENGTH]
+        refuse_if_locked(request, prefix)
         key = (
-            ApiKey.objects.active()
+            ApiKey.objects.usable()
             .select_related("user")
             .filter(hashed_key=hash_secret(plain))
             .first()
         )
         if key is None or not key.user.is_active:
-            raise exceptions.AuthenticationFailed("Invalid or revoked API key.")
+            record_failure(request, prefix, type(self))
+            raise exceptions.AuthenticationFailed(
+                "Invalid, expired or revoked API key."
+            )
         now = timezone.now()
         if key.last_used_at is None or now - key.last_used_at > _TOUCH_EVERY:
             # Coarse on purpose: a write per request would serialise on this row.
@@ -48,6 +58,29 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
 
     def authenticate_header(self, request: Request) -> str:
         return f'{self.keyword} realm="api"'
+
+
+class BasicAuthentication(authentication.BasicAuthentication):
+    """DRF's Basic, asking first whether this address or username is locked out.
+
+    A failure is counted by django-axes through the `user_login_failed` signal that
+    django.contrib.auth.authenticate() sends.
+    """
+
+    def authenticate_credentials(
+        self, userid: str, password: str, request: Request | None = None
+    ) -> tuple[object, None]:
+        if request is not None:
+            refuse_if_locked(request, userid)
+        # The HttpRequest, not DRF's wrapper: django-axes marks the lockout on it, and
+        # its middleware answers the failure that reaches the limit with the 429.
+        return super().authenticate_credentials(
+            userid, password, getattr(request, "_request", request)
+        )
+
+
+class LockedBasicScheme(BasicScheme):
+    target_class = "api.authentication.BasicAuthentication"
 
 
 class ApiKeyScheme(OpenApiAuthenticationExtension):

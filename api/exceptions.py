@@ -14,6 +14,7 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
+from api.lockout import AuthenticationLocked
 from ledger.errors import (
     ConcurrencyExhausted,
     InvalidRequest,
@@ -161,6 +162,7 @@ _STORE_UNAVAILABLE = (
 )
 
 _DRF_CODES = {
+    AuthenticationLocked: "authentication_locked",
     exceptions.ParseError: "malformed_request",
     exceptions.NotAuthenticated: "not_authenticated",
     exceptions.AuthenticationFailed: "authentication_failed",

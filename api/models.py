@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from datetime import datetime
 
 from django.conf import settings
 from django.db import models
@@ -21,6 +22,12 @@ class ApiKeyQuerySet(models.QuerySet["ApiKey"]):
     def active(self) -> ApiKeyQuerySet:
         return self.filter(revoked_at__isnull=True)
 
+    def usable(self) -> ApiKeyQuerySet:
+        """Neither revoked nor past its expiry."""
+        return self.active().filter(
+            models.Q(expires_at__isnull=True) | models.Q(expires_at__gt=timezone.now())
+        )
+
 
 class ApiKey(models.Model):
     user = models.ForeignKey(
@@ -32,6 +39,11 @@ class ApiKey(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
     revoked_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="Refused from this time on; empty for a key that does not expire.",
+    )
 
     objects = ApiKeyQuerySet.as_manager()
 
@@ -45,13 +57,23 @@ class ApiKey(models.Model):
     def is_active(self) -> bool:
         return self.revoked_at is None
 
+    @property
+    def is_expired(self) -> bool:
+        return self.expires_at is not None and self.expires_at <= timezone.now()
+
     @classmethod
-    def issue(cls, user: object, name: str = "") -> tuple[ApiKey, str]:
+    def issue(
+        cls, user: object, name: str = "", expires_at: datetime | None = None
+    ) -> tuple[ApiKey, str]:
         """Create a key; the plain key is returned once and never stored."""
         prefix = "pl_" + secrets.token_hex(PREFIX_LENGTH)[: PREFIX_LENGTH - 3]
         plain = f"{prefix}.{secrets.token_urlsafe(32)}"
         key = cls.objects.create(
-            user=user, name=name, prefix=prefix, hashed_key=hash_secret(plain)
+            user=user,
+            name=name,
+            prefix=prefix,
+            hashed_key=hash_secret(plain),
+            expires_at=expires_at,
         )
         return key, plain
 

@@ -61,6 +61,7 @@ INSTALLED_APPS = [
     "api",
     "workers",
     "deploy",
+    "axes",
 ]
 
 MIDDLEWARE = [
@@ -74,6 +75,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: it turns a lockout seen during the view into a 429.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "settings.urls"
@@ -117,9 +120,6 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
 IS_POSTGRES = DATABASES["default"]["ENGINE"].endswith("postgresql")
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
-AUTH_PASSWORD_VALIDATORS = [
-    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
-]
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True
@@ -185,6 +185,7 @@ EVENT_FEED_BATCH = env.int("EVENT_FEED_BATCH", default=500)
 DEMO_ADMIN_USERNAME = env.str("DEMO_ADMIN_USERNAME", default="admin")
 
 from settings.admin import *  # noqa: E402, F403
+from settings.auth import *  # noqa: E402, F403
 from settings.celery import *  # noqa: E402, F403
 from settings.drf import *  # noqa: E402, F403
 from settings.eventstore import *  # noqa: E402, F403

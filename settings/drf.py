@@ -8,7 +8,7 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         # The first class names the WWW-Authenticate challenge of a 401.
         "api.authentication.ApiKeyAuthentication",
-        "rest_framework.authentication.BasicAuthentication",
+        "api.authentication.BasicAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     # DRF's default is AllowAny; every view states its role explicitly on top of this.
