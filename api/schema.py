@@ -68,7 +68,9 @@ _DESCRIPTIONS = {
     412: "`If-Match` names a version that is no longer current.",
     413: "The request body is larger than 1 MiB; up to that, each field is checked.",
     422: "The `Idempotency-Key` was used before with a different body.",
-    429: "Rate limit (API_THROTTLE_RATE per user) exceeded; see `Retry-After`.",
+    429: "Rate limit (API_THROTTLE_RATE per user) exceeded, or too many failed "
+    "authentications from this address or for this username (code "
+    "`authentication_locked`); see `Retry-After`.",
 }
 _BODIES = {409: TransitionProblemOutput, 412: PreconditionProblemOutput}
 
