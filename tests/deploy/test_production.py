@@ -23,6 +23,7 @@ PRODUCTION = {
     "SECRET_KEY": secrets.token_urlsafe(50),
     "CIPHER_KEYS": "k1:" + base64.b64encode(secrets.token_bytes(32)).decode(),
     "AUDIT_HMAC_KEY": secrets.token_urlsafe(32),
+    "IDEMPOTENCY_FINGERPRINT_KEY": secrets.token_urlsafe(32),
     "ALLOWED_HOSTS": "payouts.example.com",
     "DATABASE_URL": "postgres://payouts@db.internal:5432/payouts",
     "REDIS_URL": "redis://redis.internal:6379/0",

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from django.core.management import call_command
 
-from api.views import fingerprint
+from api.idempotency import fingerprint
 from ledger.chain import stream_seed
 from projections.export import export_events, export_range
 from tests.conftest import TEST_ACTOR, card_payout, new_payout
