@@ -190,6 +190,11 @@ IDEMPOTENCY_FINGERPRINT_KEY = (
         SECRET_KEY.encode(), b"payouts.idempotency-fingerprint-key", hashlib.sha256
     ).hexdigest()
 )
+# When set, /metrics answers only `Authorization: Bearer <METRICS_TOKEN>`; check
+# --deploy warns in production without it (api/checks.py).
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+# e.g. payouts.W001 where /metrics is reachable from a private network only.
+SILENCED_SYSTEM_CHECKS = env.list("SILENCED_SYSTEM_CHECKS", default=[])
 STUCK_PAYOUT_AFTER = env.int("STUCK_PAYOUT_AFTER", default=120)
 # GET payouts/?as_of=: candidates replayed from the event store per request, at most.
 AS_OF_SCAN_LIMIT = env.int("AS_OF_SCAN_LIMIT", default=1000)
