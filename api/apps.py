@@ -2,6 +2,8 @@ from __future__ import annotations
 
 from django.apps import AppConfig
 
+from api import checks  # noqa: F401  (importing it registers our deploy checks)
+
 
 class ApiConfig(AppConfig):
     name = "api"

@@ -9,7 +9,6 @@ from uuid import UUID
 
 from django.conf import settings
 from django.http import StreamingHttpResponse
-from django.utils.crypto import salted_hmac
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import generics, status
@@ -22,6 +21,7 @@ from rest_framework.views import APIView
 from api import schema
 from api.asof import AS_OF_HELP, parse_as_of, payouts_as_of
 from api.filters import PayoutFilter
+from api.idempotency import fingerprint, legacy_fingerprint
 from api.pagination import KeysetPagination, parse_limit
 from api.permissions import IsStaffOrAuditorReadOnly
 from api.serializers import (
@@ -78,14 +78,6 @@ def expected_version(request: Request) -> int | None:
         )
     version = match.group(3)
     return None if version is None else int(version)  # RFC 9110: "*" matches any
-
-
-def fingerprint(data: Any) -> str:
-    """What an Idempotency-Key replay is compared on. Keyed (HMAC of SECRET_KEY): the
-    body holds the full card number, and a plain hash of it could be brute-forced from
-    the masked number's missing digits wherever the fingerprint is seen (exports)."""
-    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
-    return salted_hmac("payouts.idempotency", canonical, algorithm="sha256").hexdigest()
 
 
 class PayoutListCreateView(generics.ListAPIView):
@@ -170,6 +162,7 @@ class PayoutListCreateView(generics.ListAPIView):
             scope=str(request.user.pk),
             idempotency_key=key,
             request_fingerprint=fingerprint(request.data) if key else None,
+            legacy_fingerprint=legacy_fingerprint(request.data) if key else None,
         )
         headers = {"Location": f"/api/v1/payouts/{outcome.payout.id}/"}
         if outcome.replayed:

@@ -180,12 +180,19 @@ class Payouts(Application[uuid.UUID]):
         scope: str = "",
         idempotency_key: str | None = None,
         request_fingerprint: str | None = None,
+        legacy_fingerprint: str | None = None,
     ) -> CreateOutcome:
+        """Store a new payout, or replay the one stored under the same key.
+
+        A replay needs the stored fingerprint to equal `request_fingerprint`, or, for
+        a payout stored under an older fingerprint scheme, `legacy_fingerprint` (the
+        same request fingerprinted the old way): the schemes' values never coincide.
+        """
         payout_id = (
             payout_id_for(scope, idempotency_key) if idempotency_key else uuid.uuid4()
         )
         if idempotency_key and payout_id in self.repository:
-            return self._replay(payout_id, request_fingerprint)
+            return self._replay(payout_id, request_fingerprint, legacy_fingerprint)
         payout = Payout.open(
             payout_id=payout_id,
             **_validated(self.policy, request),
@@ -203,7 +210,7 @@ class Payouts(Application[uuid.UUID]):
                     _snapshot(self._load(payout_id, version=1)), replayed=False
                 )
             # A concurrent request with the same key won; answer as its replay.
-            return self._replay(payout_id, request_fingerprint)
+            return self._replay(payout_id, request_fingerprint, legacy_fingerprint)
         return CreateOutcome(_snapshot(payout), replayed=False)
 
     def start_processing(self, payout_id: uuid.UUID, *, actor: Actor) -> PaymentOrder:
@@ -390,10 +397,16 @@ class Payouts(Application[uuid.UUID]):
         raise ConcurrencyExhausted(payout_id)
 
     def _replay(
-        self, payout_id: uuid.UUID, request_fingerprint: str | None
+        self,
+        payout_id: uuid.UUID,
+        request_fingerprint: str | None,
+        legacy_fingerprint: str | None = None,
     ) -> CreateOutcome:
         original = self._load(payout_id, version=1)
-        if original.request_fingerprint != request_fingerprint:
+        stored = original.request_fingerprint
+        if stored != request_fingerprint and (
+            legacy_fingerprint is None or stored != legacy_fingerprint
+        ):
             raise RequestMismatch(payout_id)
         return CreateOutcome(_snapshot(original), replayed=True)
 

@@ -1,13 +1,15 @@
 """The event feed as NDJSON for auditors (manage.py export_events).
 
 One event per line in position order, each with the exact fields its hash covers
-(`chain_fields`), then a last line with the count and a sha256 of every line before
-it. Events are read and written a batch at a time: constant memory whatever the length
-of the ledger. scripts/verify_export.py checks a file offline, with the standard library
-only.
+(`chain_fields`), and nothing else: the integrity data (count, range, and a sha256 of
+every line) is an `Integrity` that the caller writes apart, to a sidecar file beside
+the export (`<export>.integrity.json`) or to stderr, so that every line of the export
+is an event any NDJSON reader can take. Events are read and written a batch at a time:
+constant memory whatever the length of the ledger. scripts/verify_export.py checks an
+export and its sidecar offline, with the standard library only.
 No field of `chain_fields` gives a card number away: the number itself is replaced by a
-salted digest (ledger/chain.py), and the request fingerprint is an HMAC keyed with the
-server's secret (api/views.py).
+salted digest (ledger/chain.py), and the request fingerprint is a keyed HMAC of the body
+with the number replaced by a keyed digest (api/idempotency.py).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from ledger.payout import EVENT_TYPES
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from pathlib import Path
 
     from ledger.application import Payouts
 
@@ -36,19 +39,31 @@ class UnreadableEvent(Exception):
         self.position = position
 
 
+SIDECAR_SUFFIX = ".integrity.json"
+DIGEST_OF = "sha256 of every line of the export, then 'count:after:until'"
+
+
+def sidecar_path(export: Path) -> Path:
+    """Where the integrity data of an export file goes: beside it, named after it."""
+    return export.with_name(export.name + SIDECAR_SUFFIX)
+
+
 @dataclass(frozen=True)
-class Summary:
+class Integrity:
+    """What an export's lines add up to: verify_export.py recomputes every figure."""
+
     count: int
     digest: str
     after: int
     until: int
 
-    def line(self) -> bytes:
+    def document(self) -> bytes:
         fields = {
             "count": self.count,
-            "digest": self.digest,
             "after": self.after,
             "until": self.until,
+            "digest": self.digest,
+            "digest_of": DIGEST_OF,
         }
         return json.dumps(fields).encode() + b"\n"
 
@@ -91,8 +106,9 @@ def export_events(
     until: int,
     batch: int = 500,
     progress: Callable[[int], Any] | None = None,
-) -> Summary:
-    """Write every event in (after, until], then the summary line; `batch` at a time."""
+) -> Integrity:
+    """Write every event in (after, until], `batch` at a time; return what they add
+    up to (never written among the events)."""
     digest, count, position = hashlib.sha256(), 0, after
     while position < until:
         notifications = payouts.recorder.select_notifications(
@@ -112,8 +128,7 @@ def export_events(
         position = notifications[-1].id
         if progress:
             progress(len(notifications))
-    # The summary's own figures are sealed too: a changed `until` must not pass.
+    # The range and count are sealed too: a sidecar claiming another `until` must not
+    # pass.
     digest.update(f"{count}:{after}:{until}".encode())
-    summary = Summary(count, digest.hexdigest(), after, until)
-    write(summary.line())
-    return summary
+    return Integrity(count, digest.hexdigest(), after, until)

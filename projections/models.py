@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.db import models
+from django.utils import timezone
 
 
 class PayoutView(models.Model):
@@ -54,6 +55,10 @@ class Position(models.Model):
     name = models.CharField(max_length=64, primary_key=True)
     position = models.BigIntegerField(default=0)
     updated_at = models.DateTimeField(auto_now=True)
+    # When the follower last read the log to its end: every event committed before
+    # then is applied. The projection lag is measured from it (/metrics, /readyz),
+    # so that no scrape reads, let alone decrypts, an event.
+    caught_up_at = models.DateTimeField(default=timezone.now)
 
     def __str__(self) -> str:
         return f"{self.name}@{self.position}"

@@ -6,6 +6,7 @@ import logging
 from typing import TYPE_CHECKING, Any, Protocol
 
 from django.db import transaction
+from django.utils import timezone
 from eventsourcing.persistence import Tracking
 from prometheus_client import Counter
 
@@ -63,6 +64,8 @@ def catch_up(
     recorder = DjangoTrackingRecorder(follower.name)
     with transaction.atomic():
         position = recorder.lock()
+        # Before the read: whatever committed before this instant, the read sees.
+        read_at = timezone.now()
         notifications = payouts.recorder.select_notifications(
             start=position,
             limit=batch_size,
@@ -70,12 +73,15 @@ def catch_up(
             topics=follower.topics,
             inclusive_of_start=False,
         )
+        if notifications:
+            batch = list(_decoded(payouts, follower, notifications))
+            if batch:
+                follower.handle(batch)
+            recorder.insert_tracking(Tracking(payouts.name, notifications[-1].id))
+        if len(notifications) < batch_size:
+            recorder.caught_up(read_at)
         if not notifications:
             return 0
-        batch = list(_decoded(payouts, follower, notifications))
-        if batch:
-            follower.handle(batch)
-        recorder.insert_tracking(Tracking(payouts.name, notifications[-1].id))
     logger.debug("%s applied %d events", follower.name, len(notifications))
     return len(notifications)
 

@@ -56,6 +56,16 @@ def position_of(name: str) -> int:
     )
 
 
+def tracking_of(name: str) -> tuple[int, datetime] | None:
+    """A follower's position and when it last read the log to its end; None before
+    its first run."""
+    return (
+        Position.objects.filter(name=name)
+        .values_list("position", "caught_up_at")
+        .first()
+    )
+
+
 def in_doubt_attempts() -> QuerySet[PayoutAttempt]:
     """Payouts in processing whose last gateway call left the outcome unknown. A
     final status is a definitive answer whatever the flag says: a worker killed

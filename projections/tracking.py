@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
 from django.db import transaction
 from eventsourcing.persistence import IntegrityError, Tracking, TrackingRecorder
 
 from projections.models import Position
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+# How stale `caught_up_at` may get while a follower idles at the head of the log: a
+# polling follower then writes its row about once a second, not on every poll.
+HEARTBEAT = timedelta(seconds=1)
 
 
 class DjangoTrackingRecorder(TrackingRecorder):
@@ -37,6 +47,13 @@ class DjangoTrackingRecorder(TrackingRecorder):
                 )
         except Exception:
             raise IntegrityError(f"{self.name} already processed {tracking}") from None
+
+    def caught_up(self, read_at: datetime) -> None:
+        """Note that the follower has applied every notification committed before
+        `read_at` (its last read, begun then, came back short of a full batch)."""
+        Position.objects.filter(
+            name=self.name, caught_up_at__lt=read_at - HEARTBEAT
+        ).update(caught_up_at=read_at)
 
     def max_tracking_id(self, application_name: str) -> int | None:
         return (

@@ -1,4 +1,5 @@
-"""Write a local .env with a fresh SECRET_KEY, CIPHER_KEYS and AUDIT_HMAC_KEY, once.
+"""Write a local .env with a fresh SECRET_KEY, CIPHER_KEYS, AUDIT_HMAC_KEY and
+IDEMPOTENCY_FINGERPRINT_KEY, each once.
 
 Values already in the environment or in .env are never replaced: the cipher keys of an
 existing event store must not change, or its events could no longer be read. An older
@@ -40,6 +41,8 @@ def main() -> None:
         lines.append(f"CIPHER_KEYS=k1:{key}")
     if "AUDIT_HMAC_KEY" not in defined:
         lines.append(f"AUDIT_HMAC_KEY={secrets.token_urlsafe(32)}")
+    if "IDEMPOTENCY_FINGERPRINT_KEY" not in defined:
+        lines.append(f"IDEMPOTENCY_FINGERPRINT_KEY={secrets.token_urlsafe(32)}")
     if lines:
         # Never glue a new line onto a last line that has no newline.
         separator = "\n" if existing and not existing.endswith("\n") else ""

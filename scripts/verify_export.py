@@ -1,15 +1,19 @@
 #!/usr/bin/env python3
 """Check an event export offline:  python scripts/verify_export.py events.ndjson
 
-Standard library only (Python 3.8+): no Django, nothing of the project. The file is what
-`manage.py export_events` writes: one JSON event per line in position order, each with
-`chain_fields`, the exact fields its `hash` covers, then a last line
-{"count": N, "digest": ..., "after": A, "until": U} for the positions (A, U].
+Standard library only (Python 3.8+): no Django, nothing of the project. The export is
+what `manage.py export_events` writes: one JSON event per line in position order, each
+with `chain_fields`, the exact fields its `hash` covers, and nothing else. Its integrity
+data is a separate file, by default beside it as `<export>.integrity.json` (what the
+command wrote to stderr when it exported to stdout; name it with --integrity FILE):
+{"count": N, "after": A, "until": U, "digest": ..., "digest_of": ...} for the positions
+(A, U].
 
 Checked, stopping at the first problem:
-- the last line: `count` events, and `digest` = sha256 of every line before it, newline
-  included, followed by "count:after:until" (catches truncation and stray edits; anyone can recompute it, so it is no
-  seal: the checks below are what ties the lines together);
+- the integrity file: the export has `count` lines, and `digest` = sha256 of every line,
+  newline included, followed by "count:after:until" (catches truncation and stray
+  edits; anyone can recompute it, so it is no seal: the checks below are what ties the
+  lines together);
 - each line's `hash` is sha256 of canonical(chain_fields), as the ledger computed it;
 - what a line shows (payout_id, version, type, occurred_at, actor, request_id,
   previous_hash, data but the masked card number) agrees with its chain_fields;
@@ -25,11 +29,12 @@ The file proves itself consistent, not that it is the ledger's: compare a
 few payouts' last `hash` with GET /api/v1/payouts/<id>/history/, or run verify_ledger.
 
 Exit 0 with a summary when valid; 1 with the first problem (line, payout id); 2 on
-usage or an unreadable file.
+usage or an unreadable file (the export or its integrity file).
 """
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import sys
@@ -38,6 +43,7 @@ from typing import Any
 
 GENESIS = "0" * 64
 UNCHAINED = ""  # previous_hash of events written before the ledger had a hash chain
+SIDECAR_SUFFIX = ".integrity.json"
 
 
 def stream_seed(payout_id: str) -> str:
@@ -55,6 +61,11 @@ def canonical(fields: dict[str, Any]) -> bytes:
 class Problem(Exception):
     def __init__(self, line: int, payout: Any, message: str) -> None:
         super().__init__(f"line {line} (payout {payout}): {message}")
+
+
+class IntegrityProblem(Problem):
+    def __init__(self, path: str, message: str) -> None:
+        Exception.__init__(self, f"integrity file {path}: {message}")
 
 
 def shown(f: dict[str, Any]) -> dict[str, Any]:
@@ -145,42 +156,54 @@ def _card(fields: dict[str, Any]) -> bool:
     return fields.get("recipient_type") == "card"
 
 
-def verify(path: str) -> str:
-    """A summary of a valid export; raises Problem at the first problem."""
-    total, last = 0, b""
+def read_integrity(path: str) -> tuple[int, int, int, str]:
+    """count, after, until and digest from an integrity file; OSError if unreadable."""
     with open(path, "rb") as file:
-        for raw in file:
-            total, last = total + 1, raw
-    if not total:
-        raise Problem(0, None, "empty file")
+        raw = file.read()
     try:
-        end = json.loads(last)
-        count, digest, after, until = (
-            end[k] for k in ("count", "digest", "after", "until")
+        document = json.loads(raw)
+        count, after, until, digest = (
+            document[k] for k in ("count", "after", "until", "digest")
         )
-        if not all(isinstance(n, int) for n in (count, after, until)):
+        if not all(type(n) is int for n in (count, after, until)):
             raise TypeError
-    except (ValueError, KeyError, TypeError):
-        raise Problem(total, None, "the last line is not the summary") from None
-    walk, hasher = Walk(after, until), hashlib.sha256()
+        if not isinstance(digest, str):
+            raise TypeError
+    except (ValueError, KeyError, TypeError, RecursionError):
+        raise IntegrityProblem(
+            path, "not an integrity document (count, after, until, digest)"
+        ) from None
+    return count, after, until, digest
+
+
+def verify(path: str, integrity: str | None = None) -> str:
+    """A summary of a valid export; raises Problem at the first problem."""
+    integrity = integrity or path + SIDECAR_SUFFIX
+    count, after, until, digest = read_integrity(integrity)
+    walk, hasher, total = Walk(after, until), hashlib.sha256(), 0
     with open(path, "rb") as file:
         for number, raw in enumerate(file, 1):
-            if number == total:
-                break
+            total = number
             hasher.update(raw)
             line: Any = None
             try:
                 line = json.loads(raw)
                 walk.check(line)
-            except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            except (
+                ValueError,
+                KeyError,
+                TypeError,
+                AttributeError,
+                RecursionError,
+            ) as exc:
                 payout = line.get("payout_id") if isinstance(line, dict) else None
                 message = f"missing {exc}" if isinstance(exc, KeyError) else exc
                 raise Problem(number, payout, f"{message}") from None
-    if count != total - 1:
-        raise Problem(total, None, f"count says {count}, the file has {total - 1}")
+    if count != total:
+        raise IntegrityProblem(integrity, f"count says {count}, the export has {total}")
     hasher.update(f"{count}:{after}:{until}".encode())
     if hasher.hexdigest() != digest:
-        raise Problem(total, None, "digest does not match the lines before it")
+        raise IntegrityProblem(integrity, "digest does not match the export's lines")
     return (
         f"OK: {count} events of {len(walk.heads)} payouts, positions ({after}, "
         f"{until}]: hashes, links, versions, positions, count and digest check out\n"
@@ -190,16 +213,23 @@ def verify(path: str) -> str:
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 2:
-        print(__doc__.splitlines()[0], file=sys.stderr)
-        return 2
+    parser = argparse.ArgumentParser(
+        prog="verify_export.py", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument("export", help="the NDJSON file export_events wrote")
+    parser.add_argument(
+        "--integrity",
+        metavar="FILE",
+        help=f"its integrity data (default: the export's name + {SIDECAR_SUFFIX})",
+    )
+    args = parser.parse_args(argv[1:])  # exits 2 on bad usage
     try:
-        summary = verify(argv[1])
+        summary = verify(args.export, args.integrity)
     except Problem as problem:
         print(f"INVALID: {problem}")
         return 1
     except OSError as exc:
-        print(f"cannot read {argv[1]}: {exc}", file=sys.stderr)
+        print(f"cannot read {exc.filename or args.export}: {exc}", file=sys.stderr)
         return 2
     print(summary)
     return 0

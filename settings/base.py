@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+
 from django.core.exceptions import ImproperlyConfigured
 
 from settings.env import APP_ENV, BASE_DIR, PRODUCTION, RUN_DIR, env  # noqa: F401 (APP_ENV is a setting)
@@ -16,6 +19,7 @@ if PRODUCTION:
             "SECRET_KEY",
             "CIPHER_KEYS",
             "AUDIT_HMAC_KEY",
+            "IDEMPOTENCY_FINGERPRINT_KEY",
             "ALLOWED_HOSTS",
             "DATABASE_URL",
             "REDIS_URL",
@@ -177,6 +181,20 @@ API_THROTTLE_RATE = env.str("API_THROTTLE_RATE", default="100/s")
 PROJECTION_LAG_LIMIT = env.float("PROJECTION_LAG_LIMIT", default=30.0)
 # Signs ledger checkpoints; keep it apart from CIPHER_KEY(S) and SECRET_KEY.
 AUDIT_HMAC_KEY = env.str("AUDIT_HMAC_KEY", default="")
+# Keys the Idempotency-Key request fingerprints (api/idempotency.py), which are
+# published with each Created event's chain fields. Required in production; a local
+# run gets one in .env, and a process given neither derives one from SECRET_KEY.
+IDEMPOTENCY_FINGERPRINT_KEY = (
+    env.str("IDEMPOTENCY_FINGERPRINT_KEY", default="")
+    or hmac.new(
+        SECRET_KEY.encode(), b"payouts.idempotency-fingerprint-key", hashlib.sha256
+    ).hexdigest()
+)
+# When set, /metrics answers only `Authorization: Bearer <METRICS_TOKEN>`; check
+# --deploy warns in production without it (api/checks.py).
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+# e.g. payouts.W001 where /metrics is reachable from a private network only.
+SILENCED_SYSTEM_CHECKS = env.list("SILENCED_SYSTEM_CHECKS", default=[])
 STUCK_PAYOUT_AFTER = env.int("STUCK_PAYOUT_AFTER", default=120)
 # GET payouts/?as_of=: candidates replayed from the event store per request, at most.
 AS_OF_SCAN_LIMIT = env.int("AS_OF_SCAN_LIMIT", default=1000)

@@ -32,6 +32,12 @@ SPECTACULAR_SETTINGS = {
         "Create, follow and cancel payouts; every change is an event in an "
         "append-only, encrypted event store. Errors are RFC 9457 problem documents "
         "(`application/problem+json`). Card numbers are only ever returned masked."
+        "\n\nBeside this API, for operators (not under `/api/v1`): `GET /healthz` "
+        "(alive), `GET /readyz` (JSON checks; `503` when one fails) and "
+        "`GET /metrics` (Prometheus text). When the server sets `METRICS_TOKEN`, "
+        "`/metrics` needs `Authorization: Bearer <METRICS_TOKEN>` (security scheme "
+        "`MetricsToken`) and answers anything else with a `401` problem and "
+        '`WWW-Authenticate: Bearer realm="metrics"`.'
     ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
@@ -60,7 +66,13 @@ SPECTACULAR_SETTINGS = {
                 "scheme": "bearer",
                 "description": "`Authorization: Bearer <key>`; keys come from "
                 "`manage.py create_api_key` or the admin.",
-            }
+            },
+            "MetricsToken": {
+                "type": "http",
+                "scheme": "bearer",
+                "description": "`GET /metrics` only, when the server sets "
+                "`METRICS_TOKEN`: `Authorization: Bearer <METRICS_TOKEN>`.",
+            },
         }
     },
 }

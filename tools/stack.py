@@ -109,6 +109,7 @@ class Stack:
             "SECRET_KEY": secrets.token_urlsafe(50),
             "CIPHER_KEYS": "k1:" + base64.b64encode(secrets.token_bytes(32)).decode(),
             "AUDIT_HMAC_KEY": secrets.token_urlsafe(32),
+            "IDEMPOTENCY_FINGERPRINT_KEY": secrets.token_urlsafe(32),
             "HOST": "127.0.0.1",
             "PORT": str(web_port),
             "GATEWAY_URL": f"http://127.0.0.1:{gateway_port}",

@@ -184,6 +184,14 @@ def test_the_schema_documents_bearer_api_keys(openapi) -> None:
     assert any(s.get("scheme") == "bearer" for s in schemes.values())
 
 
+def test_the_schema_documents_the_metrics_token(openapi) -> None:
+    # when
+    scheme = openapi["components"]["securitySchemes"]["MetricsToken"]
+    # then
+    assert (scheme["type"], scheme["scheme"]) == ("http", "bearer")
+    assert "METRICS_TOKEN" in openapi["info"]["description"]
+
+
 @pytest.mark.parametrize(
     "component", ["RecipientDetailsInputRequest", "RecipientDetails"]
 )

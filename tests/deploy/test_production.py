@@ -23,11 +23,15 @@ PRODUCTION = {
     "SECRET_KEY": secrets.token_urlsafe(50),
     "CIPHER_KEYS": "k1:" + base64.b64encode(secrets.token_bytes(32)).decode(),
     "AUDIT_HMAC_KEY": secrets.token_urlsafe(32),
+    "IDEMPOTENCY_FINGERPRINT_KEY": secrets.token_urlsafe(32),
     "ALLOWED_HOSTS": "payouts.example.com",
     "DATABASE_URL": "postgres://payouts@db.internal:5432/payouts",
     "REDIS_URL": "redis://redis.internal:6379/0",
     "GATEWAY_URL": "https://provider.example.com",
+    # Not required: without it, check --deploy warns (payouts.W001).
+    "METRICS_TOKEN": secrets.token_urlsafe(32),
 }
+OPTIONAL = ("APP_ENV", "GATEWAY_URL", "METRICS_TOKEN")
 
 
 def manage(
@@ -63,8 +67,22 @@ def test_production_passes_check_deploy_with_no_warning(tmp_path: Path) -> None:
     assert "no issues" in result.stdout
 
 
+def test_production_without_a_metrics_token_fails_check_deploy_with_a_warning(
+    tmp_path: Path,
+) -> None:
+    # given
+    env = {k: v for k, v in PRODUCTION.items() if k != "METRICS_TOKEN"}
+    # when
+    result = manage(
+        "check", "--deploy", "--fail-level", "WARNING", env=env, tmp_path=tmp_path
+    )
+    # then
+    assert result.returncode != 0
+    assert "payouts.W001" in result.stdout + result.stderr
+
+
 @pytest.mark.parametrize(
-    "missing", [name for name in PRODUCTION if name not in ("APP_ENV", "GATEWAY_URL")]
+    "missing", [name for name in PRODUCTION if name not in OPTIONAL]
 )
 def test_production_refuses_to_start_without_each_setting(
     tmp_path: Path, missing: str

@@ -1,5 +1,6 @@
-"""export_events writes the event feed as NDJSON that scripts/verify_export.py checks
-offline, as an auditor would run it; any altered, removed or reordered line fails."""
+"""export_events writes the event feed as NDJSON, one event per line, and its integrity
+data to a sidecar file; scripts/verify_export.py checks both offline, as an auditor
+would run it; any altered, removed or reordered line fails."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from django.core.management import call_command
 
-from api.views import fingerprint
+from api.idempotency import fingerprint
 from ledger.chain import stream_seed
 from projections.export import export_events, export_range
 from tests.conftest import TEST_ACTOR, card_payout, new_payout
@@ -49,9 +50,14 @@ def export(tmp_path: Path, *args: str) -> Path:
     return path
 
 
-def run_verify(path: Path) -> tuple[int, str]:
+def sidecar(path: Path) -> Path:
+    return path.with_name(path.name + ".integrity.json")
+
+
+def run_verify(path: Path, *args: str) -> tuple[int, str]:
     done = subprocess.run(
-        [sys.executable, "-I", str(VERIFY), str(path)],  # -I: no project on sys.path
+        # -I: no project on sys.path
+        [sys.executable, "-I", str(VERIFY), str(path), *args],
         capture_output=True,
         text=True,
         check=False,
@@ -65,7 +71,11 @@ def lines_of(path: Path) -> list[bytes]:
 
 
 def events_of(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in lines_of(path)[:-1]]
+    return [json.loads(line) for line in lines_of(path)]
+
+
+def integrity_of(path: Path) -> dict[str, Any]:
+    return json.loads(sidecar(path).read_bytes())
 
 
 def edit(line: bytes, change: Callable[[dict[str, Any]], None]) -> bytes:
@@ -78,13 +88,16 @@ def flip(text: str) -> str:
     return text[:-1] + ("0" if text[-1] != "0" else "1")
 
 
-def reseal(events: list[bytes], original_end: bytes) -> list[bytes]:
-    """What a forger would add: a count and digest recomputed over the edited lines."""
-    end = json.loads(original_end)
-    end["count"] = len(events)
-    sealed = f"{end['count']}:{end['after']}:{end['until']}".encode()
-    end["digest"] = hashlib.sha256(b"".join(events) + sealed).hexdigest()
-    return [*events, json.dumps(end).encode() + b"\n"]
+def rewrite(path: Path, events: list[bytes], *, reseal: bool = False) -> None:
+    """Replace the export's lines; with `reseal`, also what a forger would do: a
+    count and digest recomputed over the edited lines in the sidecar."""
+    path.write_bytes(b"".join(events))
+    if reseal:
+        integrity = integrity_of(path)
+        integrity["count"] = len(events)
+        sealed = f"{len(events)}:{integrity['after']}:{integrity['until']}".encode()
+        integrity["digest"] = hashlib.sha256(b"".join(events) + sealed).hexdigest()
+        sidecar(path).write_text(json.dumps(integrity))
 
 
 def test_an_export_verifies_offline_with_exit_code_zero(
@@ -184,10 +197,8 @@ def test_tampering_with_events_fails_even_with_a_recomputed_digest(
 ) -> None:
     # given
     path = export(tmp_path)
-    *events, end = lines_of(path)
     # when
-    events = tamper(events)
-    path.write_bytes(b"".join(reseal(events, end) if resealed else [*events, end]))
+    rewrite(path, tamper(lines_of(path)), reseal=resealed)
     code, output = run_verify(path)
     # then
     assert code == 1
@@ -197,30 +208,30 @@ def test_tampering_with_events_fails_even_with_a_recomputed_digest(
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"digest": "0" * 64}, "digest does not match the lines before it"),
-        ({"count": 8}, "count says 8, the file has 9"),
+        ({"digest": "0" * 64}, "digest does not match the export's lines"),
+        ({"count": 8}, "count says 8, the export has 9"),
+        ({"count": "9"}, "not an integrity document"),
     ],
 )
-def test_an_altered_summary_line_fails(
+def test_altered_integrity_data_fails(
     interleaved: list[UUID], tmp_path: Path, change: dict[str, Any], message: str
 ) -> None:
     # given
     path = export(tmp_path)
-    *events, end = lines_of(path)
     # when
-    end = edit(end, lambda r: r.update(change))
-    path.write_bytes(b"".join([*events, end]))
+    sidecar(path).write_text(json.dumps(integrity_of(path) | change))
     code, output = run_verify(path)
     # then
     assert code == 1
-    assert message in output
+    assert output.startswith(f"INVALID: integrity file {sidecar(path)}: {message}")
 
 
 def test_one_character_changed_anywhere_in_any_line_fails(
     interleaved: list[UUID], tmp_path: Path
 ) -> None:
     # given
-    original = lines_of(export(tmp_path))
+    exported = export(tmp_path)
+    original, integrity = lines_of(exported), sidecar(exported).read_bytes()
     for index, line in enumerate(original):
         for at in (len(line) // 3, len(line) // 2, len(line) - 3):
             lines = list(original)
@@ -228,6 +239,7 @@ def test_one_character_changed_anywhere_in_any_line_fails(
             lines[index] = line[:at] + swapped + line[at + 1 :]
             path = tmp_path / f"altered-{index}-{at}.ndjson"
             path.write_bytes(b"".join(lines))
+            sidecar(path).write_bytes(integrity)
             # when
             code, output = run_verify(path)
             # then
@@ -260,12 +272,12 @@ def test_after_and_until_select_positions_and_streams_started_before_are_unlinke
     code, output = run_verify(path)
     # then: S2 S3 K1 K2 are in; S2, S3 and K1 start before the export
     assert [e["position"] for e in events_of(path)] == positions[4:8]
-    assert json.loads(lines_of(path)[-1]) | {"digest": ""} == {
-        "count": 4,
-        "digest": "",
-        "after": positions[3],
-        "until": positions[7],
-    }
+    integrity = integrity_of(path)
+    assert (integrity["count"], integrity["after"], integrity["until"]) == (
+        4,
+        positions[3],
+        positions[7],
+    )
     assert code == 0, output
     assert "3 unlinked (starts before the export)" in output
 
@@ -275,8 +287,7 @@ def test_a_full_export_missing_a_streams_first_events_fails(
 ) -> None:
     # given: an export from the start whose Created line was dropped and resealed
     path = export(tmp_path)
-    *events, end = lines_of(path)
-    path.write_bytes(b"".join(reseal(events[1:], end)))
+    rewrite(path, lines_of(path)[1:], reseal=True)
     # when
     code, output = run_verify(path)
     # then
@@ -327,37 +338,87 @@ def test_the_export_streams_in_batches_writing_each_event_once(
     # when
     summary = export_events(ledger, written.append, after=after, until=until, batch=2)
     # then
-    positions = [json.loads(line)["position"] for line in written[:-1]]
+    positions = [json.loads(line)["position"] for line in written]
     assert positions == sorted(set(positions)) and len(positions) == 9
     assert summary.count == 9
     assert reads == [0, 2, 4, 6, 8]  # each batch written before the next is read
 
 
+def test_every_line_of_the_export_is_an_event_and_the_integrity_data_is_beside_it(
+    interleaved: list[UUID], tmp_path: Path
+) -> None:
+    # when
+    path = export(tmp_path)
+    # then
+    events = events_of(path)
+    assert len(events) == 9
+    assert all(
+        {"position", "payout_id", "type", "chain_fields"} <= e.keys() for e in events
+    )
+    integrity = integrity_of(path)
+    assert integrity.keys() == {"count", "after", "until", "digest", "digest_of"}
+    assert (integrity["count"], integrity["after"]) == (9, 0)
+    assert integrity["until"] == events[-1]["position"]
+
+
+def test_verification_needs_the_integrity_file(
+    interleaved: list[UUID], tmp_path: Path
+) -> None:
+    # given
+    path = export(tmp_path)
+    sidecar(path).unlink()
+    # when
+    code, output = run_verify(path)
+    # then
+    assert code == 2
+    assert str(sidecar(path)) in output
+
+
+def test_the_integrity_file_can_be_named(
+    interleaved: list[UUID], tmp_path: Path
+) -> None:
+    # given: the sidecar moved elsewhere, and a wrong one beside the export
+    path = export(tmp_path)
+    moved = tmp_path / "kept-apart.json"
+    sidecar(path).rename(moved)
+    sidecar(path).write_text(json.dumps(json.loads(moved.read_bytes()) | {"count": 1}))
+    # when
+    code, output = run_verify(path, "--integrity", str(moved))
+    # then
+    assert code == 0, output
+
+
 @pytest.mark.parametrize("binary", [True, False], ids=["bytes", "text"])
-def test_without_output_the_export_goes_to_stdout(
+def test_without_output_stdout_has_only_events_and_stderr_the_integrity_data(
     interleaved: list[UUID], tmp_path: Path, binary: bool
 ) -> None:
     # given
     out: Any = TextIOWrapper(BytesIO(), encoding="utf-8") if binary else StringIO()
+    err = StringIO()
     # when
-    call_command("export_events", stdout=out)
+    call_command("export_events", stdout=out, stderr=err)
     # then
     out.flush()
     data = out.buffer.getvalue() if binary else out.getvalue().encode()
     path = tmp_path / "stdout.ndjson"
     path.write_bytes(data)
-    assert run_verify(path)[0] == 0
-    assert len(lines_of(path)) == 10
+    (tmp_path / "stderr.json").write_text(err.getvalue())
+    assert [json.loads(line)["type"] for line in lines_of(path)].count("Created") == 3
+    assert len(lines_of(path)) == 9
+    assert json.loads(err.getvalue())["count"] == 9
+    code, output = run_verify(path, "--integrity", str(tmp_path / "stderr.json"))
+    assert code == 0, output
 
 
-def test_an_empty_range_exports_only_the_summary(
+def test_an_empty_range_exports_an_empty_file_that_verifies(
     ledger: Payouts, tmp_path: Path
 ) -> None:
     # when
     path = export(tmp_path)
     code, output = run_verify(path)
     # then
-    assert json.loads(path.read_bytes())["count"] == 0
+    assert path.read_bytes() == b""
+    assert integrity_of(path)["count"] == 0
     assert code == 0, output
 
 
@@ -377,15 +438,14 @@ def test_an_exports_hashes_are_those_the_history_api_shows(
     ]
 
 
-def test_a_changed_range_in_the_summary_fails(
+def test_a_changed_range_in_the_integrity_file_fails(
     interleaved: list[UUID], tmp_path: Path
 ) -> None:
-    # given: the summary claims a wider range than was exported
+    # given: the integrity file claims a wider range than was exported
     path = export(tmp_path)
-    *events, end = lines_of(path)
-    summary = json.loads(end)
-    summary["until"] += 1
-    path.write_bytes(b"".join([*events, json.dumps(summary).encode() + b"\n"]))
+    integrity = integrity_of(path)
+    integrity["until"] += 1
+    sidecar(path).write_text(json.dumps(integrity))
     # when
     code, output = run_verify(path)
     # then

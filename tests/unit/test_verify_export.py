@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from ledger.chain import UNCHAINED, canonical, chain_fields, hash_fields
-from projections.export import export_events, export_range
+from projections.export import export_events, export_range, sidecar_path
 from tests.conftest import TEST_ACTOR, bank_payout, new_payout
 
 if TYPE_CHECKING:
@@ -89,9 +89,10 @@ def test_an_export_of_every_event_type_verifies(
     # given
     out = BytesIO()
     after, until = export_range(every_kind_of_event, None, None)
-    export_events(every_kind_of_event, out.write, after=after, until=until)
+    integrity = export_events(every_kind_of_event, out.write, after=after, until=until)
     path = tmp_path / "events.ndjson"
     path.write_bytes(out.getvalue())
+    sidecar_path(path).write_bytes(integrity.document())
     # when
     summary = script.verify(str(path))
     # then
@@ -107,7 +108,7 @@ def test_events_written_before_the_chain_are_reported_not_rejected(
     payouts.complete(payout_id, gateway_reference="ch_1", actor=TEST_ACTOR)
     out = BytesIO()
     export_events(payouts, out.write, after=0, until=3)
-    lines = [json.loads(line) for line in out.getvalue().splitlines()[:-1]]
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
     previous = ""
     for index, line in enumerate(lines):
         link = UNCHAINED if index < 2 else previous
@@ -122,7 +123,8 @@ def test_events_written_before_the_chain_are_reported_not_rejected(
         "until": 3,
     }
     path = tmp_path / "legacy.ndjson"
-    path.write_bytes(body + json.dumps(end).encode() + b"\n")
+    path.write_bytes(body)
+    sidecar_path(path).write_text(json.dumps(end))
     # when
     summary = script.verify(str(path))
     # then

@@ -1,0 +1,121 @@
+"""The projection lag (/metrics, /readyz) comes from the projector's tracking row: the
+time since it last read the log to its end, 0 when nothing is left to apply."""
+
+from __future__ import annotations
+
+import math
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from django.utils import timezone
+
+from api.ops import PROJECTION, projection_lag_seconds
+from projections import runner
+from projections.models import Position
+from projections.projectors import PayoutViewProjection
+from projections.runner import catch_up
+from tests.conftest import TEST_ACTOR, new_payout
+
+if TYPE_CHECKING:
+    from ledger.application import Payouts
+
+
+def create(ledger: Payouts) -> None:
+    ledger.create_payout(new_payout(), actor=TEST_ACTOR)
+
+
+def caught_up_at() -> Any:
+    return Position.objects.get(name=PROJECTION).caught_up_at
+
+
+def test_a_projection_that_applied_every_event_has_no_lag(
+    ledger: Payouts, project: Any
+) -> None:
+    # given
+    create(ledger)
+    project()
+    # then
+    assert projection_lag_seconds() == 0.0
+
+
+def test_events_left_to_apply_lag_by_the_time_since_the_projection_caught_up(
+    ledger: Payouts, project: Any
+) -> None:
+    # given: caught up two minutes ago, and an event written since
+    create(ledger)
+    project()
+    Position.objects.filter(name=PROJECTION).update(
+        caught_up_at=timezone.now() - timedelta(minutes=2)
+    )
+    create(ledger)
+    # when
+    lag = projection_lag_seconds()
+    # then
+    assert 120 <= lag < 180
+
+
+def test_a_projection_that_never_ran_lags_without_bound_once_events_exist(
+    ledger: Payouts,
+) -> None:
+    # given: nothing yet, then an event and still no projector
+    assert projection_lag_seconds() == 0.0
+    create(ledger)
+    # then
+    assert projection_lag_seconds() == math.inf
+
+
+def test_a_projector_with_nothing_new_notes_that_it_is_caught_up(
+    ledger: Payouts, project: Any
+) -> None:
+    # given: a projection whose last read to the end was long ago
+    create(ledger)
+    project()
+    long_ago = timezone.now() - timedelta(hours=1)
+    Position.objects.filter(name=PROJECTION).update(caught_up_at=long_ago)
+    # when
+    applied = catch_up(ledger, PayoutViewProjection())
+    # then
+    assert applied == 0
+    assert caught_up_at() > long_ago + timedelta(minutes=59)
+
+
+def test_a_full_batch_is_not_taken_for_having_caught_up(
+    ledger: Payouts, project: Any
+) -> None:
+    # given: more events than one batch holds
+    create(ledger)
+    project()
+    long_ago = timezone.now() - timedelta(hours=1)
+    Position.objects.filter(name=PROJECTION).update(caught_up_at=long_ago)
+    create(ledger)
+    create(ledger)
+    # when
+    applied = catch_up(ledger, PayoutViewProjection(), batch_size=1)
+    # then: there may be more behind it
+    assert applied == 1
+    assert caught_up_at() == long_ago
+
+
+@pytest.mark.parametrize(
+    ("age", "written"),
+    [(timedelta(milliseconds=500), False), (timedelta(seconds=2), True)],
+    ids=["within-the-heartbeat", "past-it"],
+)
+def test_an_idle_projector_writes_its_row_at_most_about_once_a_second(
+    ledger: Payouts,
+    project: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    age: timedelta,
+    written: bool,
+) -> None:
+    # given: a fixed clock, and a projection that caught up `age` before it
+    create(ledger)
+    project()
+    now = timezone.now()
+    monkeypatch.setattr(runner.timezone, "now", lambda: now)
+    Position.objects.filter(name=PROJECTION).update(caught_up_at=now - age)
+    # when
+    catch_up(ledger, PayoutViewProjection())
+    # then
+    assert caught_up_at() == (now if written else now - age)
