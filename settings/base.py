@@ -15,7 +15,7 @@ if PRODUCTION:
         for name in (
             "SECRET_KEY",
             "CIPHER_KEYS",
-            "AUDIT_HMAC_KEY",
+            "CHECKPOINT_PUBLIC_KEY",
             "ALLOWED_HOSTS",
             "DATABASE_URL",
             "REDIS_URL",
@@ -175,8 +175,6 @@ PAYOUT_CURRENCIES = [
 ]
 API_THROTTLE_RATE = env.str("API_THROTTLE_RATE", default="100/s")
 PROJECTION_LAG_LIMIT = env.float("PROJECTION_LAG_LIMIT", default=30.0)
-# Signs ledger checkpoints; keep it apart from CIPHER_KEY(S) and SECRET_KEY.
-AUDIT_HMAC_KEY = env.str("AUDIT_HMAC_KEY", default="")
 STUCK_PAYOUT_AFTER = env.int("STUCK_PAYOUT_AFTER", default=120)
 # GET payouts/?as_of=: candidates replayed from the event store per request, at most.
 AS_OF_SCAN_LIMIT = env.int("AS_OF_SCAN_LIMIT", default=1000)
@@ -186,6 +184,7 @@ DEMO_ADMIN_USERNAME = env.str("DEMO_ADMIN_USERNAME", default="admin")
 
 from settings.admin import *  # noqa: E402, F403
 from settings.celery import *  # noqa: E402, F403
+from settings.checkpoints import *  # noqa: E402, F403
 from settings.drf import *  # noqa: E402, F403
 from settings.eventstore import *  # noqa: E402, F403
 from settings.gateway import *  # noqa: E402, F403
