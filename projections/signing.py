@@ -41,15 +41,24 @@ def write_signing_key(path: Path) -> str:
     return encode_public_key(key.public_key())
 
 
+def ensure_signing_key(path: Path) -> tuple[str, bool]:
+    """The public key of the private key at `path`, created first if there is none;
+    and whether it was created."""
+    if path.exists():
+        return encode_public_key(load_signing_key(path).public_key()), False
+    return write_signing_key(path), True
+
+
 def load_signing_key(path: Path) -> Ed25519PrivateKey:
     try:
         mode = path.stat().st_mode
         data = path.read_bytes()
     except OSError as exc:
         raise SigningKeyError(f"cannot read the signing key {path}: {exc}") from None
-    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+    # Group read is left to the deployer (systemd credentials may be 0440).
+    if mode & (stat.S_IRWXO | stat.S_IWGRP):
         raise SigningKeyError(
-            f"the signing key {path} is readable by other users "
+            f"the signing key {path} is open to other users "
             f"(mode {stat.S_IMODE(mode):04o}); chmod 600 it"
         )
     try:
