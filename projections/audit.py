@@ -268,6 +268,14 @@ def verify(
                 chain.public_keys() if public_keys is None else public_keys,
             )
             chain.check_anchors(checkpoints, anchors or [])
+            if checkpoints:
+                # Before the walk: a chain cut back is the first thing to report.
+                chain.check_fresh(
+                    checkpoints[-1],
+                    None,
+                    now=timezone.now(),
+                    max_age=settings.CHECKPOINT_MAX_AGE,
+                )
             legacy = LedgerCheckpoint.objects.filter(sequence__isnull=True).count()
             if legacy:
                 report.notes.append(
@@ -301,12 +309,13 @@ def verify(
             report.checkpoints += 1
         if full:
             _check_orphan_rows(previous, None, set())
-            chain.check_fresh(
-                checkpoints[-1] if checkpoints else None,
-                first_event_at,
-                now=timezone.now(),
-                max_age=settings.CHECKPOINT_MAX_AGE,
-            )
+            if not checkpoints:
+                chain.check_fresh(
+                    None,
+                    first_event_at,
+                    now=timezone.now(),
+                    max_age=settings.CHECKPOINT_MAX_AGE,
+                )
     except chain.ChainError as broken:
         report.discrepancy = Discrepancy(None, str(broken))
     except Discrepancy as found:
