@@ -125,3 +125,10 @@ def test_production_supervises_the_service_without_the_fake_gateway(
 def test_production_creates_no_demo_admin() -> None:
     call_command("ensure_demo_admin")
     assert not User.objects.exists()
+
+
+def test_a_malformed_checkpoint_public_key_fails_the_checks(tmp_path: Path) -> None:
+    env = {**PRODUCTION, "CHECKPOINT_PUBLIC_KEY": "not-a-key"}
+    result = manage("check", env=env, tmp_path=tmp_path)
+    assert result.returncode != 0
+    assert "CHECKPOINT_PUBLIC_KEY" in result.stderr
