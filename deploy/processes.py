@@ -26,6 +26,9 @@ class Process:
     # The stand-in payment provider: started first and stopped last, so that the
     # worker's calls in flight during a stop still get their answer.
     provider: bool = False
+    # The checkpointer: the one process told where the checkpoint signing key is
+    # (CHECKPOINT_SIGNING_KEY_FILE in its own environment, or a systemd credential).
+    signs_checkpoints: bool = False
 
 
 def processes(*, fake_gateway: bool | None = None) -> list[Process]:
@@ -72,6 +75,29 @@ def processes(*, fake_gateway: bool | None = None) -> list[Process]:
             "followers",
             (python, str(root / "manage.py"), "run_followers"),
             stop_seconds=15,
+        ),
+        Process(
+            "checkpointer",
+            (
+                celery,
+                "--app",
+                "workers",
+                "worker",
+                "--loglevel",
+                "INFO",
+                "--concurrency",
+                "1",
+                "--queues",
+                settings.CHECKPOINT_QUEUE,
+                "--hostname",
+                "checkpointer@%h",
+                "--without-gossip",
+                "--without-mingle",
+            ),
+            # A checkpoint cut short is never half-written (one insert); the next
+            # beat tick takes it again.
+            stop_seconds=10,
+            signs_checkpoints=True,
         ),
         Process(
             "beat",

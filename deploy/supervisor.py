@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 START_SECONDS = 3
 START_RETRIES = 5
 SERVICE_GROUP = "service"
+SIGNING_KEY_VARIABLE = "CHECKPOINT_SIGNING_KEY_FILE"
 # supervisord stops groups one after the other, highest priority number first.
 PROVIDER_PRIORITY, SERVICE_PRIORITY = 100, 200
 
@@ -41,11 +42,14 @@ def render(
     environment: dict[str, str],
     password: str,
     autostart: set[str] | None = None,
+    signing_key_file: str = "",
 ) -> str:
     """`log_dir` None: every process writes to the supervisor's standard output.
     `autostart` None: every process starts; else only those named (the others wait
     for `supervisorctl start`). `password` guards the control socket (supervisorctl
-    reads it from this same file)."""
+    reads it from this same file). `signing_key_file`: the checkpoint signing key,
+    named to the checkpointer alone (the supervisor's own environment, which every
+    process inherits, must not hold it: `manage.py supervise` removes it)."""
     auth = {"username": "payouts", "password": password}
     sections: list[tuple[str, dict[str, str]]] = [
         (
@@ -84,6 +88,8 @@ def render(
     for process in table:
         log = str(log_dir / f"{process.name}.log") if log_dir else "/dev/stdout"
         env = {**environment, "PROCESS_NAME": process.name}
+        if process.signs_checkpoints and signing_key_file:
+            env[SIGNING_KEY_VARIABLE] = signing_key_file
         options = {
             "command": shlex.join(process.command),
             "directory": str(root),

@@ -13,6 +13,8 @@ if TYPE_CHECKING:
     from deploy.processes import Process
 
 TARGET = "payouts.target"
+# The name of the signing key among the checkpointer's systemd credentials.
+SIGNING_CREDENTIAL = "checkpoint-signing-key"
 
 
 def unit_name(process: Process) -> str:
@@ -20,11 +22,24 @@ def unit_name(process: Process) -> str:
 
 
 def render_units(
-    table: list[Process], *, root: Path, env_file: Path, user: str
+    table: list[Process],
+    *,
+    root: Path,
+    env_file: Path,
+    user: str,
+    signing_key_file: str = "",
 ) -> dict[str, str]:
-    """File name -> contents, for /etc/systemd/system/."""
+    """File name -> contents, for /etc/systemd/system/. `signing_key_file`: the
+    checkpoint signing key, handed to the checkpointer's unit alone as a credential
+    (systemd reads it as root, so the file may be unreadable to `user`)."""
     units = {
-        unit_name(p): _service(p, root=root, env_file=env_file, user=user)
+        unit_name(p): _service(
+            p,
+            root=root,
+            env_file=env_file,
+            user=user,
+            signing_key_file=signing_key_file if p.signs_checkpoints else "",
+        )
         for p in table
     }
     units[TARGET] = (
@@ -37,7 +52,16 @@ def render_units(
     return units
 
 
-def _service(process: Process, *, root: Path, env_file: Path, user: str) -> str:
+def _service(
+    process: Process, *, root: Path, env_file: Path, user: str, signing_key_file: str
+) -> str:
+    credential = (
+        f"LoadCredential={SIGNING_CREDENTIAL}:{signing_key_file.replace('%', '%%')}\n"
+        # %d: this unit's credentials directory, private to it.
+        f"Environment=CHECKPOINT_SIGNING_KEY_FILE=%d/{SIGNING_CREDENTIAL}\n"
+        if signing_key_file
+        else ""
+    )
     return (
         "[Unit]\n"
         f"Description=Payout Ledger: {process.name}\n"
@@ -53,6 +77,7 @@ def _service(process: Process, *, root: Path, env_file: Path, user: str) -> str:
         f"WorkingDirectory={root}\n"
         f"EnvironmentFile={env_file}\n"
         f"Environment=PROCESS_NAME={process.name}\n"
+        f"{credential}"
         f"ExecStart={' '.join(exec_arg(arg) for arg in process.command)}\n"
         "Restart=always\n"
         "RestartSec=1\n"

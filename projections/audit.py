@@ -5,7 +5,6 @@ constant memory whatever the size of the ledger."""
 from __future__ import annotations
 
 import hashlib
-import hmac
 import time
 import zlib
 from dataclasses import dataclass, field
@@ -13,20 +12,23 @@ from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from django.conf import settings
-from django.core.exceptions import ImproperlyConfigured
+from django.utils import timezone
 
 from ledger.chain import LEGACY_SEEDS, UNCHAINED, event_hash, stream_seed
 from ledger.cipher import is_bound
 from ledger.errors import TamperedEvent
 from ledger.payout import EVENT_TYPES, STATUS_AFTER, Payout
 from ledger.values import TRANSITIONS, PayoutStatus
+from projections import checkpoints as chain
 from projections.eventtable import EventTable
 from projections.models import LedgerCheckpoint, PayoutView
 from projections.selectors import position_of
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
+    from datetime import datetime
 
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
     from eventsourcing.persistence import Notification
 
     from ledger.application import Payouts
@@ -70,22 +72,8 @@ class Report:
 # Checkpoints
 
 
-def hmac_key() -> bytes:
-    key = settings.AUDIT_HMAC_KEY
-    if not key:
-        raise ImproperlyConfigured(
-            "AUDIT_HMAC_KEY must be set to sign and verify checkpoints."
-        )
-    return key.encode()
-
-
 def head_line(head: StreamHead) -> bytes:
     return f"{head.payout_id}:{head.version}:{head.hash}\n".encode()
-
-
-def signature(position: int, streams: int, events: int, digest: str) -> str:
-    message = f"{position}:{streams}:{events}:{digest}".encode()
-    return hmac.new(hmac_key(), message, hashlib.sha256).hexdigest()
 
 
 class HeadDigest:
@@ -144,6 +132,9 @@ class CheckpointCheck:
 
     def __init__(self, checkpoint: LedgerCheckpoint) -> None:
         self.checkpoint = checkpoint
+        self.label = (
+            f"checkpoint #{checkpoint.sequence} (position {checkpoint.position})"
+        )
         self.digest = HeadDigest(checkpoint.position)
         self.recorded = iter_heads(bytes(checkpoint.heads))
         self.next: StreamHead | None = next(self.recorded, None)
@@ -165,17 +156,23 @@ class CheckpointCheck:
         if recorded is not None:
             self.next = next(self.recorded, None)
             if head != recorded:
+                now = head.version if head else 0
+                cut = (
+                    f": its events after v{now} were deleted (stream shortened)"
+                    if now < recorded.version
+                    else ""
+                )
                 raise Discrepancy(
                     payout_id,
-                    f"differs from checkpoint at position {self.checkpoint.position}: it "
+                    f"differs from {self.label}: it "
                     f"had version {recorded.version} with hash {recorded.hash[:12]}…, "
-                    f"the store now gives {head.version if head else 'nothing'}",
+                    f"the store now gives {now or 'nothing'}{cut}",
                 )
         elif head is not None:
             raise Discrepancy(
                 payout_id,
-                f"has events before checkpoint position {self.checkpoint.position} "
-                "that the checkpoint does not know: events were inserted",
+                f"has events up to {self.label} that the checkpoint does not "
+                "know: events were inserted",
             )
         self.digest.add(head, count)
 
@@ -187,35 +184,62 @@ class CheckpointCheck:
         ):
             raise Discrepancy(
                 None,
-                f"checkpoint at position {self.checkpoint.position}: the stream heads "
-                "no longer match its signed digest",
+                f"{self.label}: the stream heads "
+                "it recorded no longer match its signed digest",
             )
 
     def _missing(self, head: StreamHead) -> None:
         raise Discrepancy(
             head.payout_id,
-            f"stream missing: it had {head.version} event(s) at checkpoint position "
-            f"{self.checkpoint.position}, the event store has none now",
+            f"stream missing: it had {head.version} event(s) at {self.label}, "
+            "the event store has none now",
         )
 
 
 def take_checkpoint(
-    payouts: Payouts, *, batch: int = 500, progress: Callable[[int], None] | None = None
+    payouts: Payouts,
+    *,
+    batch: int = 500,
+    progress: Callable[[int], None] | None = None,
+    now: datetime | None = None,
 ) -> LedgerCheckpoint:
+    """Sign the next checkpoint of the chain. Refused (checkpoints.RefusedToSign) when
+    the chain lost what this signer recorded, or the ledger lost what the previous
+    checkpoint covered: a deletion is never signed into a fresh checkpoint."""
+    key = chain.signing_key()  # first: a process that may not sign reads nothing
+    chain.check_recorded()
+    previous = chain.head()
     position = payouts.recorder.max_notification_id() or 0
     digest = HeadDigest(position)
-    for streams in _batches(payouts, batch=batch, until=position, progress=progress):
-        for payout_id, events in streams:
-            digest.add(*head_at(payout_id, events, position))
-    hexdigest = digest.digest.hexdigest()
-    return LedgerCheckpoint.objects.create(
+    check = CheckpointCheck(previous) if previous else None
+    try:
+        for streams in _batches(
+            payouts, batch=batch, until=position, progress=progress
+        ):
+            for payout_id, events in streams:
+                if check:
+                    check.see(payout_id, events)
+                digest.add(*head_at(payout_id, events, position))
+        if check:
+            check.finish()
+    except Discrepancy as found:
+        raise chain.RefusedToSign(
+            f"the ledger no longer matches checkpoint #{previous.sequence if previous else '?'}"
+            f": {found}"
+        ) from None
+    checkpoint = LedgerCheckpoint(
         position=position,
         streams=digest.streams,
         events=digest.events,
-        digest=hexdigest,
+        digest=digest.digest.hexdigest(),
         heads=digest.heads(),
-        signature=signature(position, digest.streams, digest.events, hexdigest),
+        created_at=now or timezone.now(),
     )
+    chain.seal(checkpoint, previous, key)
+    # The sequence is unique: of two signers racing, the second one fails here.
+    checkpoint.save()
+    chain.record(checkpoint)
+    return checkpoint
 
 
 # Verification
@@ -228,18 +252,41 @@ def verify(
     until: int | None = None,
     batch: int = 500,
     progress: Callable[[int], None] | None = None,
+    public_keys: dict[str, Ed25519PublicKey] | None = None,
+    anchors: list[chain.Anchor] | None = None,
 ) -> Report:
     """Replay every stream (or those with an event in (after, until]) and stop at the
-    first discrepancy. Checkpoints are checked on full runs only: a range sees only part
-    of each checkpoint's streams."""
+    first discrepancy. The checkpoint chain is checked on full runs only: a range sees
+    only part of each checkpoint's streams. `public_keys`: those that verify the
+    checkpoints (default CHECKPOINT_PUBLIC_KEY); `anchors`: (sequence, digest) pairs
+    published outside the database, each of which must still be in the chain."""
     started = time.perf_counter()
     report = Report()
     full = after is None and until is None
-    checkpoints = list(LedgerCheckpoint.objects.order_by("position")) if full else []
+    checkpoints = chain.chain() if full else []
     projection_position = _projection_position()
+    first_event_at: datetime | None = None
     try:
-        for checkpoint in checkpoints:
-            _check_signature(checkpoint)
+        if full:
+            chain.check_chain(
+                checkpoints,
+                chain.public_keys() if public_keys is None else public_keys,
+            )
+            chain.check_anchors(checkpoints, anchors or [])
+            if checkpoints:
+                # Before the walk: a chain cut back is the first thing to report.
+                chain.check_fresh(
+                    checkpoints[-1],
+                    None,
+                    now=timezone.now(),
+                    max_age=settings.CHECKPOINT_MAX_AGE,
+                )
+            legacy = LedgerCheckpoint.objects.filter(sequence__isnull=True).count()
+            if legacy:
+                report.notes.append(
+                    f"{legacy} legacy HMAC checkpoint(s) from before the chain: kept, "
+                    "not verified"
+                )
         checks = [CheckpointCheck(c) for c in checkpoints]
         previous: UUID | None = None
         for streams in _batches(
@@ -257,6 +304,9 @@ def verify(
                     report.unprojected += 1  # the projector has not reached it yet
                 report.streams += 1
                 report.events += len(events)
+                created_at = events[0][1].timestamp
+                if first_event_at is None or created_at < first_event_at:
+                    first_event_at = created_at
             if full:
                 _check_orphan_rows(previous, streams[-1][0], set(rows))
             previous = streams[-1][0]
@@ -267,20 +317,19 @@ def verify(
             report.checkpoints += 1
         if full:
             _check_orphan_rows(previous, None, set())
+            if not checkpoints:
+                chain.check_fresh(
+                    None,
+                    first_event_at,
+                    now=timezone.now(),
+                    max_age=settings.CHECKPOINT_MAX_AGE,
+                )
+    except chain.ChainError as broken:
+        report.discrepancy = Discrepancy(None, str(broken))
     except Discrepancy as found:
         report.discrepancy = found
     report.seconds = time.perf_counter() - started
     return report
-
-
-def _check_signature(checkpoint: LedgerCheckpoint) -> None:
-    expected = signature(
-        checkpoint.position, checkpoint.streams, checkpoint.events, checkpoint.digest
-    )
-    if not hmac.compare_digest(expected, checkpoint.signature):
-        raise Discrepancy(
-            None, f"checkpoint at position {checkpoint.position} has a bad signature"
-        )
 
 
 def _batches(

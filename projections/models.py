@@ -65,30 +65,48 @@ class Position(models.Model):
 
 
 class LedgerCheckpoint(models.Model):
-    """A signed digest of every stream head at a notification position.
+    """A signed digest of every stream head at a notification position, chained to
+    the checkpoint before it.
 
-    The hash chains catch an event altered, removed or inserted inside a stream; this
-    catches what they cannot: a stream's last events, or whole streams, cut away. The
-    HMAC key (AUDIT_HMAC_KEY) is not the cipher key, so holding the event store's key
-    is not enough to forge a checkpoint. Auditors should also keep the printed digest.
+    The hash chains catch an event altered, removed or inserted inside a stream; a
+    checkpoint catches what they cannot: a stream's last events, or whole streams, cut
+    away. Each covers its predecessor's digest and is signed with an Ed25519 key that
+    only the checkpointer holds, so removing checkpoints leaves a gap, a broken link
+    or a chain that stops too early (projections/checkpoints.py). Rows from before
+    the chain (HMAC-signed, `sequence` null) are kept as history and not verified.
     """
 
+    sequence = models.PositiveBigIntegerField(null=True, unique=True)
     position = models.BigIntegerField()
     streams = models.PositiveIntegerField()
     events = models.PositiveBigIntegerField()
-    digest = models.CharField(max_length=64)
+    digest = models.CharField(max_length=64, help_text="sha256 of the stream heads.")
     heads = models.BinaryField(
         help_text="zlib of the sorted 'payout_id:version:hash' lines the digest covers, "
         "so that verification can name a stream that went missing."
     )
-    signature = models.CharField(max_length=64)
-    created_at = models.DateTimeField(auto_now_add=True)
+    previous_digest = models.CharField(max_length=64, blank=True, default="")
+    checkpoint_digest = models.CharField(
+        max_length=64,
+        blank=True,
+        default="",
+        help_text="sha256 over sequence, position, counts, heads digest, previous "
+        "checkpoint digest and time: what is signed, and what auditors publish.",
+    )
+    key_id = models.CharField(max_length=16, blank=True, default="")
+    signature = models.CharField(max_length=128)
+    # Part of what is signed: a checkpoint cannot be made to look younger.
+    created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
         ordering = ["position"]
 
     def __str__(self) -> str:
-        return f"checkpoint@{self.position} {self.digest[:12]}"
+        if self.sequence is None:
+            return f"legacy checkpoint@{self.position} {self.digest[:12]}"
+        return (
+            f"checkpoint #{self.sequence}@{self.position} {self.checkpoint_digest[:12]}"
+        )
 
 
 class PayoutAttempt(models.Model):

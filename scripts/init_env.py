@@ -1,10 +1,13 @@
-"""Write a local .env with a fresh SECRET_KEY, CIPHER_KEYS, AUDIT_HMAC_KEY and
-IDEMPOTENCY_FINGERPRINT_KEY, each once.
+"""Write a local .env with a fresh SECRET_KEY, CIPHER_KEYS and IDEMPOTENCY_FINGERPRINT_KEY,
+each once, and create the checkpoint signing key (RUN_DIR/checkpoint-signing-key.pem,
+mode 0600) with its public key as CHECKPOINT_PUBLIC_KEY in .env.
 
 Values already in the environment or in .env are never replaced: the cipher keys of an
 existing event store must not change, or its events could no longer be read. An older
 .env holds a single CIPHER_KEY; it is kept as it is (the ledger still reads it), and
 `manage.py rotate_cipher_key` moves it into CIPHER_KEYS when a new key is added.
+A signing key that went missing (`make clean`) is replaced by a new one whose public
+key goes first in CHECKPOINT_PUBLIC_KEY, the old ones kept for older checkpoints.
 """
 
 from __future__ import annotations
@@ -12,12 +15,16 @@ from __future__ import annotations
 import base64
 import os
 import secrets
+import sys
 from pathlib import Path
 
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from projections.signing import ensure_signing_key  # noqa: E402
+
 # settings/env.py reads the same file.
-ENV_FILE = Path(
-    os.environ.get("ENV_FILE") or Path(__file__).resolve().parent.parent / ".env"
-)
+ENV_FILE = Path(os.environ.get("ENV_FILE") or ROOT / ".env")
 
 
 def main() -> None:
@@ -25,11 +32,13 @@ def main() -> None:
         # A deployment's secrets come from its operator, never from a generator.
         return
     existing = ENV_FILE.read_text() if ENV_FILE.exists() else ""
-    defined = {
-        line.split("=", 1)[0].strip().removeprefix("export ").strip()
-        for line in existing.splitlines()
-        if "=" in line
-    } | set(os.environ)
+    in_file = dict(
+        (name.strip().removeprefix("export ").strip(), value.strip().strip("\"'"))
+        for name, _, value in (
+            line.partition("=") for line in existing.splitlines() if "=" in line
+        )
+    )
+    defined = set(in_file) | set(os.environ)
     lines: list[str] = []
     if "SECRET_KEY" not in defined:
         lines.append(f"SECRET_KEY={secrets.token_urlsafe(50)}")
@@ -39,10 +48,28 @@ def main() -> None:
     if not defined & (cipher_names | {f"PAYOUTS_{name}" for name in cipher_names}):
         key = base64.b64encode(secrets.token_bytes(32)).decode()
         lines.append(f"CIPHER_KEYS=k1:{key}")
-    if "AUDIT_HMAC_KEY" not in defined:
-        lines.append(f"AUDIT_HMAC_KEY={secrets.token_urlsafe(32)}")
     if "IDEMPOTENCY_FINGERPRINT_KEY" not in defined:
         lines.append(f"IDEMPOTENCY_FINGERPRINT_KEY={secrets.token_urlsafe(32)}")
+    signing_key = Path(
+        os.environ.get("CHECKPOINT_SIGNING_KEY_FILE")
+        or in_file.get("CHECKPOINT_SIGNING_KEY_FILE")
+        or Path(os.environ.get("RUN_DIR") or in_file.get("RUN_DIR") or ROOT / ".run")
+        / "checkpoint-signing-key.pem"
+    )
+    public, created = ensure_signing_key(signing_key)
+    if created:
+        print(f"wrote the checkpoint signing key {signing_key} (mode 0600)")
+    if "CHECKPOINT_PUBLIC_KEY" not in defined:
+        lines.append(f"CHECKPOINT_PUBLIC_KEY={public}")
+    elif created and "CHECKPOINT_PUBLIC_KEY" in in_file:
+        existing = _prepend_public_key(existing, public)
+        ENV_FILE.write_text(existing)
+        print("added the new checkpoint public key to CHECKPOINT_PUBLIC_KEY in .env")
+    elif created:
+        print(
+            "the environment's CHECKPOINT_PUBLIC_KEY does not verify the new key; "
+            f"add {public} to it"
+        )
     if lines:
         # Never glue a new line onto a last line that has no newline.
         separator = "\n" if existing and not existing.endswith("\n") else ""
@@ -54,6 +81,17 @@ def main() -> None:
             )
         ENV_FILE.chmod(0o600)
         print(f"wrote {', '.join(line.split('=')[0] for line in lines)} to .env")
+
+
+def _prepend_public_key(text: str, public: str) -> str:
+    out = []
+    for line in text.splitlines(keepends=True):
+        name, _, value = line.partition("=")
+        if name.strip().removeprefix("export ").strip() == "CHECKPOINT_PUBLIC_KEY":
+            old = value.strip().strip("\"'")
+            line = f"{name}={public}{',' + old if old else ''}\n"
+        out.append(line)
+    return "".join(out)
 
 
 if __name__ == "__main__":

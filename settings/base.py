@@ -18,8 +18,8 @@ if PRODUCTION:
         for name in (
             "SECRET_KEY",
             "CIPHER_KEYS",
-            "AUDIT_HMAC_KEY",
             "IDEMPOTENCY_FINGERPRINT_KEY",
+            "CHECKPOINT_PUBLIC_KEY",
             "ALLOWED_HOSTS",
             "DATABASE_URL",
             "REDIS_URL",
@@ -179,8 +179,6 @@ PAYOUT_CURRENCIES = [
 ]
 API_THROTTLE_RATE = env.str("API_THROTTLE_RATE", default="100/s")
 PROJECTION_LAG_LIMIT = env.float("PROJECTION_LAG_LIMIT", default=30.0)
-# Signs ledger checkpoints; keep it apart from CIPHER_KEY(S) and SECRET_KEY.
-AUDIT_HMAC_KEY = env.str("AUDIT_HMAC_KEY", default="")
 # Keys the Idempotency-Key request fingerprints (api/idempotency.py), which are
 # published with each Created event's chain fields. Required in production; a local
 # run gets one in .env, and a process given neither derives one from SECRET_KEY.
@@ -205,6 +203,7 @@ DEMO_ADMIN_USERNAME = env.str("DEMO_ADMIN_USERNAME", default="admin")
 from settings.admin import *  # noqa: E402, F403
 from settings.auth import *  # noqa: E402, F403
 from settings.celery import *  # noqa: E402, F403
+from settings.checkpoints import *  # noqa: E402, F403
 from settings.drf import *  # noqa: E402, F403
 from settings.eventstore import *  # noqa: E402, F403
 from settings.gateway import *  # noqa: E402, F403

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from settings.checkpoints import CHECKPOINT_INTERVAL
 from settings.env import RUN_DIR, env
 
 _redis_url = env.str("REDIS_URL", default="")
@@ -50,12 +51,21 @@ CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
 CELERY_TASK_SOFT_TIME_LIMIT = 60
 CELERY_TASK_TIME_LIMIT = 90
 CELERY_TASK_DEFAULT_QUEUE = "payouts"
+# Only the checkpointer process consumes this queue; it alone holds the signing key.
+CHECKPOINT_QUEUE = "checkpoints"
+CELERY_TASK_ROUTES = {"workers.tasks.checkpoint_ledger": {"queue": CHECKPOINT_QUEUE}}
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BEAT_SCHEDULE_FILENAME = str(_run_dir / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {
     "sweep-stuck-payouts": {
         "task": "workers.tasks.sweep_stuck_payouts",
         "schedule": env.float("SWEEP_INTERVAL", default=30.0),
+    },
+    "checkpoint-ledger": {
+        "task": "workers.tasks.checkpoint_ledger",
+        "schedule": CHECKPOINT_INTERVAL,
+        # A checkpointer that was down finds one fresh request, not a backlog.
+        "options": {"expires": CHECKPOINT_INTERVAL},
     },
 }
 # Retry policy of process_payout: exponential backoff with jitter, bounded both in

@@ -5,6 +5,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
+from projections.signing import write_signing_key
 from settings.base import *  # noqa: F403
 from settings.base import EVENT_STORE, REST_FRAMEWORK
 
@@ -28,6 +29,8 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_RATES": {"user": "100000/s"},
 }
 
-from settings.base import AUDIT_HMAC_KEY  # noqa: E402
-
-AUDIT_HMAC_KEY = AUDIT_HMAC_KEY or "test-only-audit-key"
+# One signing key per test session, in the places the checkpointer would use.
+_checkpoint_dir = Path(tempfile.mkdtemp(prefix="payouts-checkpoints-"))
+CHECKPOINT_SIGNING_KEY_FILE = str(_checkpoint_dir / "checkpoint-signing-key.pem")
+CHECKPOINT_LOG_FILE = str(_checkpoint_dir / "checkpoints.log")
+CHECKPOINT_PUBLIC_KEY = write_signing_key(Path(CHECKPOINT_SIGNING_KEY_FILE))

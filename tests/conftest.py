@@ -26,6 +26,7 @@ from workers import tasks
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
+    from pathlib import Path
 
 REQUIRE_SERVICES = os.environ.get("REQUIRE_SERVICES") == "1"
 # The library also reads os.environ, where `.env` may have put CIPHER_KEY: without
@@ -80,10 +81,12 @@ def _ledger_session(django_db_setup: Any) -> Iterator[None]:
 
 
 @pytest.fixture
-def ledger(_ledger_session: None, db: Any) -> Payouts:
+def ledger(_ledger_session: None, db: Any, settings: Any, tmp_path: Path) -> Payouts:
     """The process's ledger application on the test database, emptied first."""
     app = get_payouts()
     wipe_event_store()
+    # The checkpointer's log lives outside the database, which each test empties.
+    settings.CHECKPOINT_LOG_FILE = str(tmp_path / "checkpoints.log")
     return app
 
 

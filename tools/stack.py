@@ -30,6 +30,8 @@ import redis
 from psycopg import sql
 from supervisor.xmlrpc import SupervisorTransport
 
+from projections.signing import ensure_signing_key
+
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
@@ -41,9 +43,18 @@ READY_LINES = {
     "worker": b" ready.",
     "followers": b"following the event log",
     "beat": b"beat: Starting",
+    "checkpointer": b" ready.",
 }
 # Caller variables that would point the stack's processes at another stack.
-FOREIGN = ("DATABASE_", "REDIS_", "EVENT_STORE_", "CELERY_", "PAYOUTS_", "CIPHER_")
+FOREIGN = (
+    "DATABASE_",
+    "REDIS_",
+    "EVENT_STORE_",
+    "CELERY_",
+    "PAYOUTS_",
+    "CIPHER_",
+    "CHECKPOINT_",
+)
 
 
 class StackError(RuntimeError):
@@ -108,8 +119,11 @@ class Stack:
             "REDIS_URL": redis_url,
             "SECRET_KEY": secrets.token_urlsafe(50),
             "CIPHER_KEYS": "k1:" + base64.b64encode(secrets.token_bytes(32)).decode(),
-            "AUDIT_HMAC_KEY": secrets.token_urlsafe(32),
             "IDEMPOTENCY_FINGERPRINT_KEY": secrets.token_urlsafe(32),
+            # The development default: the key in RUN_DIR, as `make run` makes it.
+            "CHECKPOINT_PUBLIC_KEY": ensure_signing_key(
+                self.run_dir / "checkpoint-signing-key.pem"
+            )[0],
             "HOST": "127.0.0.1",
             "PORT": str(web_port),
             "GATEWAY_URL": f"http://127.0.0.1:{gateway_port}",

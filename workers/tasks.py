@@ -18,6 +18,8 @@ from ledger.apps import get_payouts
 from ledger.errors import TamperedEvent
 from ledger.payout import Actor
 from ledger.values import PayoutStatus
+from projections.audit import take_checkpoint
+from projections.checkpoints import RefusedToSign
 from projections.selectors import stuck_payout_pages
 from workers import attempts, failpoints, processing
 from workers.celery import app
@@ -159,3 +161,29 @@ def sweep_stuck_payouts() -> int:
     if ids:
         logger.warning("re-enqueued %d stuck payouts", len(ids))
     return len(ids)
+
+
+@app.task(
+    # Acked on receipt: a checkpointer killed mid-walk leaves nothing to redeliver,
+    # the next beat tick signs afresh.
+    acks_late=False,
+    # The walk reads every stream; it may take longer than a payout's time limit.
+    soft_time_limit=settings.CHECKPOINT_INTERVAL,
+    time_limit=settings.CHECKPOINT_INTERVAL + 60,
+)
+def checkpoint_ledger() -> int | None:
+    """Sign the next checkpoint of the chain. Routed to the checkpoints queue, which
+    only the checkpointer consumes: no other process can load the signing key."""
+    try:
+        checkpoint = take_checkpoint(get_payouts())
+    except RefusedToSign as refused:
+        logger.critical("checkpoint refused: %s", refused)
+        return None
+    logger.info(
+        "checkpoint #%d at position %d: anchor %d:%s",
+        checkpoint.sequence,
+        checkpoint.position,
+        checkpoint.sequence,
+        checkpoint.checkpoint_digest,
+    )
+    return checkpoint.sequence

@@ -11,10 +11,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from django.contrib.auth.models import User
 from django.core.management import call_command
 from django.test import override_settings
 
+from projections.signing import encode_public_key
 from tools.stack import ROOT
 
 # README, "Running in production": what a deployment must set.
@@ -22,8 +24,10 @@ PRODUCTION = {
     "APP_ENV": "production",
     "SECRET_KEY": secrets.token_urlsafe(50),
     "CIPHER_KEYS": "k1:" + base64.b64encode(secrets.token_bytes(32)).decode(),
-    "AUDIT_HMAC_KEY": secrets.token_urlsafe(32),
     "IDEMPOTENCY_FINGERPRINT_KEY": secrets.token_urlsafe(32),
+    "CHECKPOINT_PUBLIC_KEY": encode_public_key(
+        Ed25519PrivateKey.generate().public_key()
+    ),
     "ALLOWED_HOSTS": "payouts.example.com",
     "DATABASE_URL": "postgres://payouts@db.internal:5432/payouts",
     "REDIS_URL": "redis://redis.internal:6379/0",
@@ -129,6 +133,7 @@ def test_production_supervises_the_service_without_the_fake_gateway(
         "[program:web]",
         "[program:worker]",
         "[program:followers]",
+        "[program:checkpointer]",
         "[program:beat]",
     ]
 
@@ -138,3 +143,10 @@ def test_production_supervises_the_service_without_the_fake_gateway(
 def test_production_creates_no_demo_admin() -> None:
     call_command("ensure_demo_admin")
     assert not User.objects.exists()
+
+
+def test_a_malformed_checkpoint_public_key_fails_the_checks(tmp_path: Path) -> None:
+    env = {**PRODUCTION, "CHECKPOINT_PUBLIC_KEY": "not-a-key"}
+    result = manage("check", env=env, tmp_path=tmp_path)
+    assert result.returncode != 0
+    assert "CHECKPOINT_PUBLIC_KEY" in result.stderr

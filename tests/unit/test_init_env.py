@@ -7,13 +7,23 @@ import sys
 from pathlib import Path
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "init_env.py"
-SECRETS = ("SECRET_KEY", "CIPHER_KEYS", "AUDIT_HMAC_KEY", "IDEMPOTENCY_FINGERPRINT_KEY")
+SECRETS = (
+    "SECRET_KEY",
+    "CIPHER_KEYS",
+    "CHECKPOINT_PUBLIC_KEY",
+    "IDEMPOTENCY_FINGERPRINT_KEY",
+)
 
 
 def init_env(env_file: Path) -> None:
     subprocess.run(
         [sys.executable, str(SCRIPT)],
-        env={"PATH": "/usr/bin:/bin", "ENV_FILE": str(env_file)},
+        # RUN_DIR too: the checkpoint signing key is written there.
+        env={
+            "PATH": "/usr/bin:/bin",
+            "ENV_FILE": str(env_file),
+            "RUN_DIR": str(env_file.parent / "run"),
+        },
         check=True,
         capture_output=True,
         timeout=60,

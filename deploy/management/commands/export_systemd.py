@@ -24,6 +24,12 @@ class Command(BaseCommand):
             help="the EnvironmentFile holding the configuration and secrets",
         )
         parser.add_argument("--user", default=getpass.getuser())
+        parser.add_argument(
+            "--signing-key",
+            default=settings.CHECKPOINT_SIGNING_KEY_FILE,
+            help="the checkpoint signing key, given to the checkpointer unit alone as "
+            "a systemd credential (default CHECKPOINT_SIGNING_KEY_FILE)",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         output = Path(options["output"])
@@ -33,6 +39,7 @@ class Command(BaseCommand):
             root=Path(settings.BASE_DIR),
             env_file=Path(options["env_file"]),
             user=options["user"],
+            signing_key_file=options["signing_key"],
         )
         for name, text in units.items():
             (output / name).write_text(text)

@@ -6,13 +6,16 @@ import os
 import secrets
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from deploy.processes import BIN, Process, processes
-from deploy.supervisor import render
+from deploy.supervisor import SIGNING_KEY_VARIABLE, render
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 
 class Command(BaseCommand):
@@ -55,6 +58,7 @@ class Command(BaseCommand):
             environment={"PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)},
             password=secrets.token_urlsafe(16),
             autostart=only or None,
+            signing_key_file=settings.CHECKPOINT_SIGNING_KEY_FILE,
         )
         if options["print_only"]:
             self.stdout.write(config)
@@ -77,7 +81,17 @@ class Command(BaseCommand):
         sys.stdout.flush()
         supervisord = str(BIN / "supervisord")
         # The supervisor takes this process's place: Ctrl-C and SIGTERM reach it.
-        os.execv(supervisord, [supervisord, "--configuration", str(path)])
+        os.execve(
+            supervisord,
+            [supervisord, "--configuration", str(path)],
+            supervisor_environment(os.environ),
+        )
+
+
+def supervisor_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    """Every process inherits the supervisor's environment: the path of the signing
+    key goes to the checkpointer alone, through its program section."""
+    return {k: v for k, v in environ.items() if k != SIGNING_KEY_VARIABLE}
 
 
 def _banner(table: list[Process], config: Path, log_dir: Path | None) -> str:

@@ -1,28 +1,38 @@
-"""manage.py checkpoint: sign a digest of every stream head at the current position."""
+"""manage.py checkpoint: sign the next checkpoint of the chain (needs the private key)."""
 
 from __future__ import annotations
 
 import sys
 from typing import Any
 
-from django.core.management.base import BaseCommand
+from django.core.exceptions import ImproperlyConfigured
+from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from ledger.apps import get_payouts
 from projections.audit import take_checkpoint
+from projections.checkpoints import RefusedToSign
 from projections.eventtable import EventTable
 
 
 class Command(BaseCommand):
-    help = "Record a signed checkpoint over all stream heads (AUDIT_HMAC_KEY)."
+    help = (
+        "Sign a checkpoint over all stream heads, chained to the previous one "
+        "(CHECKPOINT_SIGNING_KEY_FILE); prints SEQ:DIGEST for auditors to publish."
+    )
 
     def handle(self, *args: Any, **options: Any) -> None:
         payouts = get_payouts()
         total = EventTable(payouts).count_streams()
-        with tqdm(total=total, unit="stream", disable=not sys.stderr.isatty()) as bar:
-            checkpoint = take_checkpoint(payouts, progress=bar.update)
+        try:
+            with tqdm(
+                total=total, unit="stream", disable=not sys.stderr.isatty()
+            ) as bar:
+                checkpoint = take_checkpoint(payouts, progress=bar.update)
+        except (ImproperlyConfigured, RefusedToSign) as exc:
+            raise CommandError(f"no checkpoint taken: {exc}", returncode=1) from None
         self.stdout.write(
-            f"checkpoint {checkpoint.pk}: position {checkpoint.position}, "
+            f"checkpoint #{checkpoint.sequence}: position {checkpoint.position}, "
             f"{checkpoint.streams} streams, {checkpoint.events} events\n"
-            f"digest {checkpoint.digest}\nsignature {checkpoint.signature}"
+            f"anchor {checkpoint.sequence}:{checkpoint.checkpoint_digest}"
         )
