@@ -53,20 +53,26 @@ def payouts() -> Payouts:
     return Payouts(env=POPO_ENV)
 
 
+def service_connection() -> psycopg.Connection:
+    """A connection of its own to the test database, with the service's role (what an
+    intruder with the service's credentials, or another process, would hold)."""
+    db = settings.DATABASES["default"]
+    return psycopg.connect(
+        dbname=db["NAME"],
+        host=db.get("HOST") or "127.0.0.1",
+        port=db.get("PORT") or 5432,
+        user=db.get("USER") or "postgres",
+        password=db.get("PASSWORD") or None,
+        autocommit=True,
+    )
+
+
 def wipe_event_store() -> None:
     """Events are written on the library's own connections, outside the test's
     transaction, so they are removed by hand to keep tests independent."""
     store = settings.EVENT_STORE
     if store["PERSISTENCE_MODULE"] == "eventsourcing.postgres":
-        params = settings.DATABASES["default"]
-        with psycopg.connect(
-            dbname=settings.DATABASES["default"]["NAME"],
-            host=params.get("HOST") or "127.0.0.1",
-            port=params.get("PORT") or 5432,
-            user=params.get("USER") or "postgres",
-            password=params.get("PASSWORD") or None,
-            autocommit=True,
-        ) as conn:
+        with service_connection() as conn:
             conn.execute(f"TRUNCATE {store['POSTGRES_SCHEMA']}.payouts_events")
     else:
         with sqlite3.connect(store["SQLITE_DBNAME"]) as conn:

@@ -6,7 +6,6 @@ from __future__ import annotations
 from io import StringIO
 from typing import TYPE_CHECKING, Any
 
-import psycopg
 import pytest
 from django.conf import settings
 from django.core.management import CommandError, call_command
@@ -14,7 +13,7 @@ from django.core.management import CommandError, call_command
 from ledger.chain import event_hash, stream_seed
 from projections.audit import take_checkpoint, verify
 from projections.models import PayoutView
-from tests.conftest import TEST_ACTOR, new_payout
+from tests.conftest import TEST_ACTOR, new_payout, service_connection
 
 if TYPE_CHECKING:
     from uuid import UUID
@@ -48,15 +47,7 @@ def run_verify() -> tuple[int, str]:
 
 
 def tamper(query: str, *params: Any) -> None:
-    db = settings.DATABASES["default"]
-    with psycopg.connect(
-        dbname=db["NAME"],
-        host=db.get("HOST") or "127.0.0.1",
-        port=db.get("PORT") or 5432,
-        user=db.get("USER") or "postgres",
-        password=db.get("PASSWORD") or None,
-        autocommit=True,
-    ) as conn:
+    with service_connection() as conn:
         conn.execute(
             query.replace("EVENTS", f"{settings.EVENT_STORE_SCHEMA}.payouts_events"),
             params,

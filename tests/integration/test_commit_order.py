@@ -30,7 +30,7 @@ from ledger.apps import build_payouts
 from ledger.errors import UnsafeConfiguration
 from ledger.values import payout_id_for
 from projections.runner import catch_up, drain
-from tests.conftest import TEST_ACTOR, new_payout
+from tests.conftest import TEST_ACTOR, new_payout, service_connection
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -45,18 +45,6 @@ WRITERS, EACH = 6, 8
 WAIT = 60.0  # how long a step may take before the test gives up (never asserted)
 
 
-def connect() -> psycopg.Connection:
-    db = settings.DATABASES["default"]
-    return psycopg.connect(
-        dbname=db["NAME"],
-        host=db.get("HOST") or "127.0.0.1",
-        port=db.get("PORT") or 5432,
-        user=db.get("USER") or "postgres",
-        password=db.get("PASSWORD") or None,
-        autocommit=True,
-    )
-
-
 EVENTS = f"{settings.EVENT_STORE_SCHEMA}.payouts_events"
 
 
@@ -64,7 +52,7 @@ EVENTS = f"{settings.EVENT_STORE_SCHEMA}.payouts_events"
 def held_insert(ledger: Payouts) -> Iterator[psycopg.Connection]:
     """A trigger that keeps the transaction inserting the held writer's payout open
     until the returned connection releases advisory lock HOLD."""
-    with connect() as conn:
+    with service_connection() as conn:
         conn.execute("CREATE TABLE IF NOT EXISTS public.test_held_ids (id uuid)")
         conn.execute("TRUNCATE public.test_held_ids")
         conn.execute(
@@ -208,7 +196,7 @@ def run_out_of_order_commits(
         drain(reader, follower, batch_size=3)
     finally:
         app.close()
-    with connect() as conn:
+    with service_connection() as conn:
         committed = [
             row[0]
             for row in conn.execute(

@@ -11,7 +11,6 @@ from base64 import b64encode
 from io import StringIO
 from typing import TYPE_CHECKING, Any
 
-import psycopg
 import pytest
 from django.conf import settings
 from django.core.management import CommandError, call_command
@@ -24,7 +23,7 @@ from ledger.cipher import is_bound, parse_keys
 from projections.models import PayoutView
 from projections.projectors import PayoutViewProjection
 from projections.runner import drain
-from tests.conftest import TEST_ACTOR, new_payout
+from tests.conftest import TEST_ACTOR, new_payout, service_connection
 from workers import tasks
 from workers.dispatcher import PayoutDispatcher
 from workers.gateway.fake import FakeGateway
@@ -38,15 +37,7 @@ pytestmark = pytest.mark.postgres
 
 def sql(query: str, *params: Any) -> list[tuple[Any, ...]]:
     """As the intruder: a connection of its own, with the service's role."""
-    db = settings.DATABASES["default"]
-    with psycopg.connect(
-        dbname=db["NAME"],
-        host=db.get("HOST") or "127.0.0.1",
-        port=db.get("PORT") or 5432,
-        user=db.get("USER") or "postgres",
-        password=db.get("PASSWORD") or None,
-        autocommit=True,
-    ) as conn:
+    with service_connection() as conn:
         cursor = conn.execute(
             query.replace("EVENTS", f"{settings.EVENT_STORE_SCHEMA}.payouts_events"),
             params,

@@ -10,7 +10,6 @@ from io import StringIO
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import psycopg
 import pytest
 from django.conf import settings
 from django.core.management import CommandError, call_command
@@ -20,7 +19,7 @@ from django.utils import timezone
 from projections.audit import take_checkpoint
 from projections.models import LedgerCheckpoint
 from projections.signing import load_signing_key, public_key_pem, write_signing_key
-from tests.conftest import TEST_ACTOR, new_payout
+from tests.conftest import TEST_ACTOR, new_payout, service_connection
 
 if TYPE_CHECKING:
     from uuid import UUID
@@ -41,15 +40,7 @@ def run(command: str, *args: str) -> tuple[int, str]:
 
 def intruder(query: str, *params: Any) -> None:
     """SQL as the service's own database role, on its own connection."""
-    db = settings.DATABASES["default"]
-    with psycopg.connect(
-        dbname=db["NAME"],
-        host=db.get("HOST") or "127.0.0.1",
-        port=db.get("PORT") or 5432,
-        user=db.get("USER") or "postgres",
-        password=db.get("PASSWORD") or None,
-        autocommit=True,
-    ) as conn:
+    with service_connection() as conn:
         conn.execute(
             query.replace(
                 "EVENTS", f"{settings.EVENT_STORE_SCHEMA}.payouts_events"
