@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.auth.admin import GroupAdmin as BaseGroupAdmin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
@@ -92,5 +93,8 @@ class ApiKeyAdmin(ModelAdmin):
         for key in queryset:
             key.revoke()
         self.message_user(
-            request, f"Revoked {queryset.count()} key(s).", messages.SUCCESS
+            request,
+            f"Revoked {queryset.count()} key(s); every server refuses them within "
+            f"{settings.API_KEY_CACHE_SECONDS:g} s.",
+            messages.SUCCESS,
         )

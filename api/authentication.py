@@ -12,7 +12,7 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 
 from api.lockout import record_failure, refuse_if_locked
-from api.models import PREFIX_LENGTH, ApiKey, hash_secret
+from api.models import PREFIX_LENGTH, ApiKey, hash_secret, recently_valid
 
 if TYPE_CHECKING:
     from rest_framework.request import Request
@@ -39,21 +39,27 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         # username is for passwords.
         prefix = plain.partition(".")[0][:PREFIX_LENGTH]
         refuse_if_locked(request, prefix)
-        key = (
-            ApiKey.objects.usable()
-            .select_related("user")
-            .filter(hashed_key=hash_secret(plain))
-            .first()
-        )
-        if key is None or not key.user.is_active:
+        hashed = hash_secret(plain)
+        key = recently_valid.get(hashed)
+        if key is None:
+            key = (
+                ApiKey.objects.usable()
+                .select_related("user")
+                .filter(hashed_key=hashed)
+                .first()
+            )
+            if key is not None and key.user.is_active:
+                recently_valid.put(hashed, key)
+        now = timezone.now()
+        if key is None or not key.user.is_active or key.is_expired:
             record_failure(request, prefix, type(self))
             raise exceptions.AuthenticationFailed(
                 "Invalid, expired or revoked API key."
             )
-        now = timezone.now()
         if key.last_used_at is None or now - key.last_used_at > _TOUCH_EVERY:
             # Coarse on purpose: a write per request would serialise on this row.
             ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
+            key.last_used_at = now
         return key.user, key
 
     def authenticate_header(self, request: Request) -> str:

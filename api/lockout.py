@@ -4,21 +4,32 @@ django-axes counts the failures (Django's `user_login_failed` signal) and refuse
 locked-out login in its backend, which comes before the password-checking one. The
 API's own authentication classes ask the same question before they look at a
 password or key, so a brute-force loop gets a 429 instead of a hash comparison.
+
+That question costs two queries; with Redis, a marker per address and per username,
+set on every failure for as long as it counts, lets a request that nobody has failed
+for skip them: the answer is the same, one Redis read instead of the database.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 
 from axes.backends import AxesStandaloneBackend
 from axes.handlers.proxy import AxesProxyHandler
 from django.conf import settings
 from django.contrib.auth.signals import user_login_failed
+from django.core.cache import cache
+from django.dispatch import receiver
 from django.http import HttpResponse, JsonResponse
 from rest_framework import exceptions
 
+from api.throttling import shared_redis
+
 if TYPE_CHECKING:
     from django.http import HttpRequest
+
+logger = logging.getLogger(__name__)
 
 
 class LockoutBackend(AxesStandaloneBackend):
@@ -82,7 +93,42 @@ def _django_request(request: Any) -> HttpRequest:
     return getattr(request, "_request", request)
 
 
+def _marker_keys(request: Any, username: str | None) -> list[str]:
+    address = client_address(_django_request(request)) or "-"
+    return [f"authfail:ip:{address}", f"authfail:user:{username or '-'}"]
+
+
+def _no_recent_failures(request: Any, username: str) -> bool:
+    """True only when the shared cache says no failure came from this address or for
+    this username within the lockout time: then nobody can be locked out, and the
+    database need not be asked. Any doubt (no shared cache, Redis down) says False."""
+    client = shared_redis()
+    if client is None:
+        return False  # an in-process cache sees only its own process's failures
+    names = [cache.make_and_validate_key(k) for k in _marker_keys(request, username)]
+    try:
+        return client.exists(*names) == 0
+    except Exception:
+        return False
+
+
+@receiver(user_login_failed, dispatch_uid="api.lockout.mark_failure")
+def mark_failure(sender: object, credentials: dict[str, Any], **kwargs: Any) -> None:
+    """Every failure (Basic, API key, the admin's login) leaves a marker that lives
+    as long as the failure counts; django-axes keeps the count itself."""
+    request = kwargs.get("request")
+    if request is None or shared_redis() is None:
+        return
+    keys = _marker_keys(request, credentials.get("username"))
+    try:
+        cache.set_many(dict.fromkeys(keys, 1), timeout=settings.AUTH_LOCKOUT_SECONDS)
+    except Exception:
+        logger.warning("could not mark a failed authentication", exc_info=True)
+
+
 def refuse_if_locked(request: Any, username: str) -> None:
+    if _no_recent_failures(request, username):
+        return
     if not AxesProxyHandler.is_allowed(
         _django_request(request), {"username": username}
     ):

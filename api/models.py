@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import threading
+import time
 from datetime import datetime
 
 from django.conf import settings
@@ -16,6 +18,43 @@ PREFIX_LENGTH = 12  # "pl_" and 9 random characters: not secret, shown in the ad
 def hash_secret(key: str) -> str:
     # A key carries 256 bits of randomness, so a fast hash is enough (no guessing).
     return hashlib.sha256(key.encode()).hexdigest()
+
+
+class RecentlyValid:
+    """Keys found valid in the last API_KEY_CACHE_SECONDS, in this process.
+
+    A request with such a key costs no query; the price is that a revocation (or a
+    deactivated user) takes up to that long to reach every other process. Expiry is
+    checked on every request, and revoking in this process takes effect at once.
+    """
+
+    MAX_ENTRIES = 10_000
+
+    def __init__(self) -> None:
+        self._entries: dict[str, tuple[float, ApiKey]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, hashed: str) -> ApiKey | None:
+        entry = self._entries.get(hashed)
+        if entry is None or entry[0] <= time.monotonic():
+            return None
+        return entry[1]
+
+    def put(self, hashed: str, key: ApiKey) -> None:
+        seconds = settings.API_KEY_CACHE_SECONDS
+        if seconds <= 0:
+            return
+        with self._lock:
+            if len(self._entries) >= self.MAX_ENTRIES:
+                self._entries.clear()  # rare: a bound, not an eviction policy
+            self._entries[hashed] = (time.monotonic() + seconds, key)
+
+    def forget(self, hashed: str) -> None:
+        with self._lock:
+            self._entries.pop(hashed, None)
+
+
+recently_valid = RecentlyValid()
 
 
 class ApiKeyQuerySet(models.QuerySet["ApiKey"]):
@@ -81,3 +120,4 @@ class ApiKey(models.Model):
         if self.revoked_at is None:
             self.revoked_at = timezone.now()
             self.save(update_fields=["revoked_at"])
+        recently_valid.forget(self.hashed_key)

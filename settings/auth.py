@@ -44,3 +44,8 @@ AXES_HTTP_RESPONSE_CODE = 429
 # The passwords tried are never stored; the username is what is counted.
 AXES_SENSITIVE_PARAMETERS = ["password", "api_key"]
 AXES_VERBOSE = False
+
+# A process trusts an API key it found valid for this long without asking the
+# database again: revoking a key, or deactivating its user, reaches every process
+# within it (`manage.py revoke_api_key` waits it out before it returns). 0: no cache.
+API_KEY_CACHE_SECONDS = env.float("API_KEY_CACHE_SECONDS", default=5.0)

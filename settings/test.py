@@ -22,6 +22,10 @@ if EVENT_STORE["PERSISTENCE_MODULE"] == "eventsourcing.sqlite":
         Path(tempfile.mkdtemp(prefix="payouts-test-")) / "eventstore.sqlite3"
     )
 
+# Still cached, so the tests go through the cache; short, so revoke_api_key's wait
+# for it is short too.
+API_KEY_CACHE_SECONDS = 1.0
+
 PAYMENT_GATEWAY = {"CLASS": "workers.gateway.fake.FakeGateway"}
 CELERY_TASK_ALWAYS_EAGER = False
 REST_FRAMEWORK = {

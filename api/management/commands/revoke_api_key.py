@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from api.models import ApiKey
@@ -22,6 +24,10 @@ class Command(BaseCommand):
             raise CommandError(f"No API key with prefix {prefix!r}.")
         already = not key.is_active
         key.revoke()
+        if not already:
+            # Servers trust a key they found valid for this long: once this returns,
+            # every one of them refuses it.
+            time.sleep(settings.API_KEY_CACHE_SECONDS)
         self.stdout.write(
             f"{prefix} {'was already revoked' if already else 'revoked'}."
         )
