@@ -7,7 +7,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 from uuid import UUID
 
-from eventsourcing.persistence import Notification
+from eventsourcing.persistence import InterfaceError, Notification, OperationalError
+from eventsourcing.utils import retry
 from psycopg import sql
 
 if TYPE_CHECKING:
@@ -35,6 +36,9 @@ class EventTable:
             self.param = "?"
             self.position = "rowid"
 
+    # As the library's own reads: a pooled connection that died (a database restart)
+    # fails once and is discarded; the retry takes a live one.
+    @retry((InterfaceError, OperationalError), max_attempts=5, wait=0.2)
     def _rows(self, query: str, params: tuple[object, ...]) -> list[tuple[object, ...]]:
         with self.datastore.transaction(commit=False) as cursor:
             cursor.execute(query, params)

@@ -166,3 +166,33 @@ def test_events_cannot_be_read_without_the_cipher_key(ledger: Payouts) -> None:
         other_key.close()
     # then
     assert VISA not in str(unreadable.value)
+
+
+def _terminate_ledger_connections() -> int:
+    """Kill every session on the test database but Django's own: the ledger's pooled
+    connections die as in a database restart, unknown to the pool."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        (django_pid,) = cursor.fetchone()
+        cursor.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid NOT IN (%s, pg_backend_pid())",
+            [django_pid],
+        )
+        (killed,) = cursor.fetchone()
+    return int(killed)
+
+
+def test_dead_pooled_connections_are_replaced_without_a_check_query(
+    ledger: Payouts,
+) -> None:
+    # given: the pool holds connections, and checks none of them on checkout
+    assert settings.EVENT_STORE["POSTGRES_PRE_PING"] == "n"
+    first = ledger.create_payout(new_payout(), actor=TEST_ACTOR).payout.id
+    assert _terminate_ledger_connections() >= 1
+    # when: the next writes and reads meet the dead connections
+    second = ledger.create_payout(new_payout(), actor=TEST_ACTOR).payout.id
+    _terminate_ledger_connections()
+    # then: each call was retried on a live connection
+    assert ledger.get_payout(first).id == first
+    assert ledger.get_payout(second).status == "pending"
