@@ -15,12 +15,13 @@ from settings.processes import (
     WEB_CONCURRENCY,
     WEB_GRACEFUL_SECONDS,
     WEB_THREADS,
+    WEB_WORKER_CLASS,
 )
 
 bind = [f"{HOST}:{PORT}"]
 workers = WEB_CONCURRENCY
 threads = WEB_THREADS
-worker_class = "gthread"
+worker_class = WEB_WORKER_CLASS
 # A worker silent for this long is killed and replaced by the master.
 timeout = 30
 # SIGTERM: stop accepting, let requests in flight finish for this long.

@@ -11,6 +11,8 @@ PORT = env.int("PORT", default=8000)
 HOST = env.str("HOST", default="0.0.0.0" if PRODUCTION else "127.0.0.1")
 WEB_CONCURRENCY = env.int("WEB_CONCURRENCY", default=2)
 WEB_THREADS = env.int("WEB_THREADS", default=4)
+# gunicorn's worker class: "gthread" (WEB_THREADS threads each) or "sync".
+WEB_WORKER_CLASS = env.str("WEB_WORKER_CLASS", default="gthread")
 # SIGTERM to gunicorn: requests in flight get this long to finish.
 WEB_GRACEFUL_SECONDS = 10
 WORKER_CONCURRENCY = env.int("WORKER_CONCURRENCY", default=2)
