@@ -13,6 +13,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from django.conf import settings
+from django.db import connection
 from django.db.models import F, Q, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -21,6 +22,7 @@ from projections.models import PayoutAttempt
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
+    from datetime import datetime
     from uuid import UUID
 
 # Past this many failures that are not the provider's, a payout is parked: kept out
@@ -38,24 +40,71 @@ def lease_seconds() -> float:
     )
 
 
+class Lease:
+    """A lease taken (or not) on a payout; `settle()` clears its doubt on release."""
+
+    def __init__(self, held: bool) -> None:
+        self.held = held
+        self.settled = False
+
+    def __bool__(self) -> bool:
+        return self.held
+
+    def settle(self) -> None:
+        self.settled = True
+
+
+def _db(field: str, value: object) -> object:
+    # Raw SQL gets values as the model's field would store them (SQLite keeps a
+    # uuid as 32 hex characters and datetimes as text).
+    return PayoutAttempt._meta.get_field(field).get_db_prep_value(
+        value, connection, prepared=False
+    )
+
+
+def _take(payout_id: UUID, holder: str, now: datetime) -> bool:
+    """One statement: create the row, or take its lease if free or expired."""
+    table = connection.ops.quote_name(PayoutAttempt._meta.db_table)
+    until = now + timedelta(seconds=lease_seconds())
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (payout_id, lease_holder, lease_until, "
+            "in_doubt_reason, failures, last_failure, updated_at) "
+            "VALUES (%s, %s, %s, '', 0, '', %s) "
+            "ON CONFLICT (payout_id) DO UPDATE SET lease_holder = "
+            "excluded.lease_holder, lease_until = excluded.lease_until, "
+            f"updated_at = excluded.updated_at WHERE {table}.lease_until IS NULL "
+            f"OR {table}.lease_until < %s RETURNING payout_id",
+            [
+                _db("payout_id", payout_id),
+                holder,
+                _db("lease_until", until),
+                _db("updated_at", now),
+                _db("lease_until", now),
+            ],
+        )
+        return cursor.fetchone() is not None
+
+
 @contextlib.contextmanager
-def lease(payout_id: UUID, holder: str) -> Iterator[bool]:
-    """True when this attempt may call the gateway for the payout; released after.
+def lease(payout_id: UUID, holder: str) -> Iterator[Lease]:
+    """Held (truthy) when this attempt may call the gateway for the payout; released
+    after, in one update with the doubt cleared if the holder called `settle()`.
     `holder` names the attempt for operators; each lease is a token of its own."""
-    PayoutAttempt.objects.get_or_create(payout_id=payout_id)
-    now = timezone.now()
     holder = f"{holder[:150]} {uuid.uuid4().hex[:12]}"
-    taken = PayoutAttempt.objects.filter(
-        Q(lease_until__isnull=True) | Q(lease_until__lt=now),
-        payout_id=payout_id,
-    ).update(lease_holder=holder, lease_until=now + timedelta(seconds=lease_seconds()))
+    taken = Lease(_take(payout_id, holder, timezone.now()))
     try:
-        yield bool(taken)
+        yield taken
     finally:
         if taken:
+            cleared = {"in_doubt_since": None, "in_doubt_reason": ""}
             PayoutAttempt.objects.filter(
                 payout_id=payout_id, lease_holder=holder
-            ).update(lease_holder="", lease_until=None)
+            ).update(
+                lease_holder="",
+                lease_until=None,
+                **(cleared if taken.settled else {}),
+            )
 
 
 def in_doubt(payout_id: UUID, reason: str) -> None:
@@ -65,13 +114,6 @@ def in_doubt(payout_id: UUID, reason: str) -> None:
         # Since the first unanswered call, not the latest.
         in_doubt_since=Coalesce(F("in_doubt_since"), Value(timezone.now())),
         in_doubt_reason=reason[:200],
-    )
-
-
-def settled(payout_id: UUID) -> None:
-    """A definitive answer was recorded: nothing is in doubt any more."""
-    PayoutAttempt.objects.filter(payout_id=payout_id).update(
-        in_doubt_since=None, in_doubt_reason=""
     )
 
 

@@ -12,6 +12,7 @@ from ledger.values import PayoutStatus
 from projections.eventtable import EventTable
 from workers import failpoints
 from workers.gateway.base import PaymentInFlight
+from workers.metrics import PROCESSING_SECONDS
 
 if TYPE_CHECKING:
     from uuid import UUID
@@ -111,11 +112,17 @@ def record(
     payouts: Payouts, payout_id: UUID, result: SubmitResult, *, actor: Actor
 ) -> str:
     if result.accepted:
-        payouts.complete(payout_id, gateway_reference=result.reference, actor=actor)
+        final = payouts.complete(
+            payout_id, gateway_reference=result.reference, actor=actor
+        )
         logger.info("payout completed", extra={"gateway_reference": result.reference})
-        return PayoutStatus.COMPLETED.value
-    payouts.fail(
-        payout_id, code=result.decline_code, message=result.decline_message, actor=actor
-    )
-    logger.info("payout failed", extra={"failure_code": result.decline_code})
-    return PayoutStatus.FAILED.value
+    else:
+        final = payouts.fail(
+            payout_id,
+            code=result.decline_code,
+            message=result.decline_message,
+            actor=actor,
+        )
+        logger.info("payout failed", extra={"failure_code": result.decline_code})
+    PROCESSING_SECONDS.observe((final.updated_at - final.created_at).total_seconds())
+    return final.status

@@ -28,7 +28,7 @@ from workers.gateway.base import (
     GatewayError,
     TransientGatewayError,
 )
-from workers.metrics import GATEWAY_ERRORS, PROCESSING_SECONDS, TAMPERED_PAYOUTS
+from workers.metrics import GATEWAY_ERRORS, TAMPERED_PAYOUTS
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -89,7 +89,7 @@ class PayoutTask(Task):
                 )
                 return
             if PayoutStatus(status).is_terminal:
-                attempts.settled(payout_id)
+                held.settle()
 
 
 @app.task(
@@ -119,10 +119,7 @@ def process_payout(self: Task, payout_id: str) -> str:
             attempts.in_doubt(ident, type(error).__name__)
             raise
         if PayoutStatus(status).is_terminal:
-            attempts.settled(ident)
-    if status in ("completed", "failed"):
-        created = get_payouts().get_payout(UUID(payout_id), version=1).created_at
-        PROCESSING_SECONDS.observe((timezone.now() - created).total_seconds())
+            held.settle()
     return status
 
 

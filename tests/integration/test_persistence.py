@@ -196,3 +196,56 @@ def test_dead_pooled_connections_are_replaced_without_a_check_query(
     # then: each call was retried on a live connection
     assert ledger.get_payout(first).id == first
     assert ledger.get_payout(second).status == "pending"
+
+
+def test_a_step_after_another_process_wrote_decides_on_the_stored_stream(
+    ledger: Payouts, other_process: Payouts
+) -> None:
+    # given: this process saved ProcessingStarted and keeps that copy; another
+    # process then settled the payout
+    payout_id = ledger.create_payout(new_payout(), actor=TEST_ACTOR).payout.id
+    ledger.start_processing(payout_id, actor=WORKER)
+    other_process.fail(payout_id, code="declined", message="no", actor=WORKER)
+    # when: a redelivered task asks to start it (a decision that writes nothing)
+    order = ledger.start_processing(payout_id, actor=WORKER)
+    # then: not "resumed in processing" from the stale copy, which would pay it
+    assert order.status == "failed"
+
+
+def test_a_write_from_a_stale_copy_loses_to_the_stored_stream(
+    ledger: Payouts, other_process: Payouts
+) -> None:
+    # given
+    payout_id = ledger.create_payout(new_payout(), actor=TEST_ACTOR).payout.id
+    ledger.start_processing(payout_id, actor=WORKER)
+    other_process.complete(payout_id, gateway_reference="ch_9", actor=WORKER)
+    # when: this process completes it from its copy at version 2
+    done = ledger.complete(payout_id, gateway_reference="ch_9", actor=WORKER)
+    # then: the conflict reloaded the stream, which was already complete
+    assert (done.status, done.version) == ("completed", 3)
+    assert [r.type for r in ledger.history(payout_id)] == [
+        "Created",
+        "ProcessingStarted",
+        "Completed",
+    ]
+
+
+def test_the_next_step_of_a_payout_saved_here_reads_no_events(
+    ledger: Payouts, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given
+    payout_id = ledger.create_payout(new_payout(), actor=TEST_ACTOR).payout.id
+    ledger.start_processing(payout_id, actor=WORKER)
+    reads: list[UUID] = []
+    select = ledger.recorder.select_events
+    monkeypatch.setattr(
+        ledger.recorder,
+        "select_events",
+        lambda originator_id, **kw: (
+            reads.append(originator_id) or select(originator_id, **kw)
+        ),
+    )
+    # when
+    ledger.complete(payout_id, gateway_reference="ch_1", actor=WORKER)
+    # then
+    assert reads == []
