@@ -56,6 +56,8 @@ def processes(*, fake_gateway: bool | None = None) -> list[Process]:
                 "worker",
                 "--loglevel",
                 "INFO",
+                "--pool",
+                settings.WORKER_POOL,
                 "--concurrency",
                 str(settings.WORKER_CONCURRENCY),
                 "--queues",

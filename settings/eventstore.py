@@ -12,6 +12,7 @@ from eventsourcing.utils import Environment
 from ledger.application import unsafe_options
 from ledger.cipher import RotatingCipher
 from settings.env import RUN_DIR, env
+from settings.processes import WORKER_CONCURRENCY, WORKER_POOL
 
 _database_url = env.str("DATABASE_URL", default="")
 _run_dir = RUN_DIR
@@ -64,7 +65,12 @@ if _database_url:
         "CREATE_TABLE": "n",
         # Each process needs one or two connections; more only adds idle sessions.
         "POSTGRES_POOL_SIZE": env.str("EVENT_STORE_POOL_SIZE", default="1"),
-        "POSTGRES_MAX_OVERFLOW": env.str("EVENT_STORE_MAX_OVERFLOW", default="1"),
+        # A threaded worker runs WORKER_CONCURRENCY payouts at once: as many
+        # connections on demand, none of them held open while idle.
+        "POSTGRES_MAX_OVERFLOW": env.str(
+            "EVENT_STORE_MAX_OVERFLOW",
+            default=str(WORKER_CONCURRENCY if WORKER_POOL == "threads" else 1),
+        ),
         "POSTGRES_CONNECT_TIMEOUT": "10",
         # The insert-time table lock must never wait forever (the library's default).
         "POSTGRES_LOCK_TIMEOUT": env.str("EVENT_STORE_LOCK_TIMEOUT", default="5"),

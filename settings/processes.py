@@ -15,7 +15,15 @@ WEB_THREADS = env.int("WEB_THREADS", default=4)
 WEB_WORKER_CLASS = env.str("WEB_WORKER_CLASS", default="gthread")
 # SIGTERM to gunicorn: requests in flight get this long to finish.
 WEB_GRACEFUL_SECONDS = 10
-WORKER_CONCURRENCY = env.int("WORKER_CONCURRENCY", default=2)
+# Celery's pool for the payout worker. "threads": WORKER_CONCURRENCY payouts in
+# flight in one process, each mostly waiting on the gateway, so the provider's
+# latency does not cap throughput; "prefork": one process per payout in flight.
+WORKER_POOL = env.str("WORKER_POOL", default="threads")
+if WORKER_POOL not in ("threads", "prefork"):
+    raise ValueError(f"WORKER_POOL must be 'threads' or 'prefork', not {WORKER_POOL!r}")
+WORKER_CONCURRENCY = env.int(
+    "WORKER_CONCURRENCY", default=16 if WORKER_POOL == "threads" else 2
+)
 # The stand-in payment provider runs beside the service, never in production.
 RUN_FAKE_GATEWAY = not PRODUCTION and env.bool("RUN_FAKE_GATEWAY", default=True)
 # Empty: every process writes to the supervisor's standard output (`make run`).
