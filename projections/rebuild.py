@@ -13,6 +13,16 @@ temporary names. The swap is one transaction: lock the live projector's position
 shadow and its indexes to the names Django's migrations know, move the live position
 to the shadow's. The projector then continues into the new table.
 
+Loading, on PostgreSQL (BulkLoad): one read of the event table in stream order (its
+primary key), `batch_size` events per round trip, one stream in memory at a time.
+Each event is decoded once by the ledger's mapper (a tampered event stops the
+rebuild: TamperedLedger), then folded twice: by the projector's row functions into
+the shadow row, and by the Payout aggregate into the replay. Both are written with
+COPY, the replay into a temporary table; the check compares the two in SQL and counts
+the events read against the table. The check re-reads nothing: it shares the
+decoding, not the folding. A projection class that overrides `handle`, and SQLite,
+keep the batch-by-batch path (the projector's handle, then a replay by stream).
+
 SQLite (embedded mode): the same shadow table, made by Django's schema editor; the
 swap transaction holds SQLite's write lock (readers keep reading the old table in WAL
 mode) and creates the indexes under their own names after the rename, because SQLite
