@@ -82,6 +82,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["django-prepare"]:
         return django_prepare(argv[1:])
+    if argv[:1] == ["django-read"]:
+        return django_read()
     args = parse_args(argv)
     logs = RESULTS / "logs-rebuild"
     logs.mkdir(parents=True, exist_ok=True)
@@ -157,6 +159,8 @@ def bench(stack: Stack, args: argparse.Namespace, results: dict[str, Any]) -> bo
     reader.stop()
 
     after = {"checksum": stack.sql(CHECKSUM)[0], "indexes": stack.sql(INDEXES)}
+    step("the library's decoded read rate (select_notifications + mapper)")
+    results["decoded_read"] = stack.run_json("-m", "bench.rebuild", "django-read")
     lines = output.strip().splitlines()
     summary = next((x for x in lines if x.startswith("rebuilt")), output.strip())
     phases = next((x for x in lines if x.startswith("phases:")), "")
@@ -264,6 +268,12 @@ def print_table(results: dict[str, Any]) -> None:
             f"{reads['errors'] or 'none'}, p50 {reads['p50_ms']} ms, "
             f"p99 {reads['p99_ms']} ms, max {reads['max_ms']} ms"
         )
+    read = results.get("decoded_read", {})
+    print(
+        f"{'decoded read':<22}{read.get('events')} events in {read.get('seconds')} s, "
+        f"{read.get('events_per_s')} events/s (rebuild / read: "
+        f"{_ratio(rebuild.get('events_per_s'), read.get('events_per_s'))})"
+    )
     print(f"{'same table (md5)':<22}{results.get('same_table')}")
     print(f"{'same index names':<22}{results.get('same_indexes')}")
 
@@ -286,6 +296,41 @@ def django_prepare(argv: list[str]) -> int:
         json.dumps(
             {"api_key": key["api_key"], "seed": seeded, "projection": projected},
             default=str,
+        )
+    )
+    return 0
+
+
+def _ratio(rebuild: float | None, read: float | None) -> str:
+    return f"{rebuild / read:.2f}" if rebuild and read else "n/a"
+
+
+def django_read(batch: int = 1000) -> int:
+    """What the rebuild is measured against: every notification read through the
+    library's recorder, `batch` at a time, and decoded by the ledger's mapper."""
+    from bench import django_side
+
+    django_side._setup_django()
+    from ledger.apps import get_payouts
+
+    payouts = get_payouts()
+    started, events, after = time.perf_counter(), 0, 0
+    while notifications := payouts.recorder.select_notifications(
+        start=after, limit=batch, inclusive_of_start=False
+    ):
+        for notification in notifications:
+            payouts.mapper.to_domain_event(notification)
+        events += len(notifications)
+        after = notifications[-1].id
+    seconds = time.perf_counter() - started
+    print(
+        json.dumps(
+            {
+                "events": events,
+                "batch": batch,
+                "seconds": round(seconds, 2),
+                "events_per_s": round(events / seconds) if seconds else 0,
+            }
         )
     )
     return 0

@@ -52,18 +52,9 @@ class PayoutViewProjection:
                 del created[payout_id]
         changes: dict[UUID, dict[str, Any]] = {}
         for event, position in batch:
-            status = _STATUS_AFTER.get(type(event))
-            if status is None:
+            change = change_values(event, position)
+            if change is None:
                 continue
-            change: dict[str, Any] = {
-                "status": status.value,
-                "version": event.originator_version,
-                "updated_at": event.timestamp,
-                "position": position,
-            }
-            if isinstance(event, Payout.Failed):
-                change["failure_code"] = event.code
-                change["failure_message"] = event.message[:500]
             row = created.get(event.originator_id)
             if row is not None and row.version < event.originator_version:
                 for field, value in change.items():
@@ -125,17 +116,40 @@ _UPDATED = (
 
 
 def _row(model: Any, event: Payout.Created, position: int) -> PayoutView:
+    return model(**created_values(event, position))
+
+
+def created_values(event: Payout.Created, position: int) -> dict[str, Any]:
+    """The row a Created event inserts, as field values."""
     data = masked_data(event)
-    return model(
-        id=event.originator_id,
-        status=PayoutStatus.PENDING.value,
-        amount=event.amount,
-        currency=event.currency,
-        recipient_type=event.recipient_type,
-        recipient=data["recipient_details"],
-        description=event.description,
-        version=event.originator_version,
-        created_at=event.timestamp,
-        updated_at=event.timestamp,
-        position=position,
-    )
+    return {
+        "id": event.originator_id,
+        "status": PayoutStatus.PENDING.value,
+        "amount": event.amount,
+        "currency": event.currency,
+        "recipient_type": event.recipient_type,
+        "recipient": data["recipient_details"],
+        "description": event.description,
+        "version": event.originator_version,
+        "created_at": event.timestamp,
+        "updated_at": event.timestamp,
+        "position": position,
+    }
+
+
+def change_values(event: Any, position: int) -> dict[str, Any] | None:
+    """What a later event changes in its payout's row (None: not a status change);
+    the failure fields only when it is Failed."""
+    status = _STATUS_AFTER.get(type(event))
+    if status is None:
+        return None
+    change: dict[str, Any] = {
+        "status": status.value,
+        "version": event.originator_version,
+        "updated_at": event.timestamp,
+        "position": position,
+    }
+    if isinstance(event, Payout.Failed):
+        change["failure_code"] = event.code
+        change["failure_message"] = event.message[:500]
+    return change
