@@ -15,10 +15,12 @@ WEB_THREADS = env.int("WEB_THREADS", default=4)
 WEB_WORKER_CLASS = env.str("WEB_WORKER_CLASS", default="gthread")
 # SIGTERM to gunicorn: requests in flight get this long to finish.
 WEB_GRACEFUL_SECONDS = 10
-# Celery's pool for the payout worker. "threads": WORKER_CONCURRENCY payouts in
-# flight in one process, each mostly waiting on the gateway, so the provider's
-# latency does not cap throughput; "prefork": one process per payout in flight.
-WORKER_POOL = env.str("WORKER_POOL", default="threads")
+# Celery's pool for the payout worker. "prefork": one process per payout in flight,
+# so a crash takes one payout down. "threads": WORKER_CONCURRENCY payouts in flight
+# in one process, each mostly waiting on the gateway, so the provider's latency
+# does not cap throughput; but a crash takes every one of them down, and make chaos
+# (whose failpoints kill the process) then misses its recovery deadline.
+WORKER_POOL = env.str("WORKER_POOL", default="prefork")
 if WORKER_POOL not in ("threads", "prefork"):
     raise ValueError(f"WORKER_POOL must be 'threads' or 'prefork', not {WORKER_POOL!r}")
 WORKER_CONCURRENCY = env.int(
