@@ -170,9 +170,11 @@ def main(argv: list[str] | None = None) -> int:
         run.cleanup()
     results["total_seconds"] = round(time.perf_counter() - began, 1)
     results["machine"]["loadavg_at_end"] = _loadavg()
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    # The raw rounds first: a report that fails must not lose a half-hour's run.
+    args.output.write_text(json.dumps(results, indent=2, default=str) + "\n")
     summarize(results)
     print_report(results)
-    args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(results, indent=2, default=str) + "\n")
     print(f"\nwritten to {args.output} (total {results['total_seconds']} s)")
     return 0
