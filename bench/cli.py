@@ -32,7 +32,7 @@ from psycopg import sql
 from bench import ceilings, report, wrk
 from bench.baseline import Baseline, BaselineError
 from bench.load import STOP, percentile
-from bench.rebuild import _parse_summary
+from bench.rebuild import parse_summary
 from tools.stack import ROOT, Stack, StackError
 
 if TYPE_CHECKING:
@@ -336,7 +336,9 @@ class Run:
 
         keys = keys_for(service_db, fresh=False)
         stack = self.stack("list", service_db, **keys)
+        started = time.perf_counter()
         seeding["service"] = self.ensure_service_list(stack, keys, rows)
+        seeding["service"]["ensure_seconds"] = round(time.perf_counter() - started, 1)
 
         step(f"rebuild_projections over {service_db} (the rebuild figure)")
         started = time.perf_counter()
@@ -345,7 +347,7 @@ class Run:
         )
         line = next((x for x in output.splitlines() if x.startswith("rebuilt")), output)
         self.results["rebuild"] = {
-            **_parse_summary(line),
+            **parse_summary(line),
             "output": line.strip(),
             "wall_seconds": round(time.perf_counter() - started, 1),
         }
@@ -353,7 +355,9 @@ class Run:
         with psycopg.connect(stack.database_url, autocommit=True) as conn:
             conn.execute(f"ANALYZE {SERVICE_TABLE}")
 
+        started = time.perf_counter()
         seeding["baseline"] = self.ensure_baseline_list(baseline_db, rows)
+        seeding["baseline"]["ensure_seconds"] = round(time.perf_counter() - started, 1)
 
         step("decoded notification reads (the library reading the service's log)")
         self.results["ceilings"] = {
