@@ -3,6 +3,8 @@ environment (never in the orchestrating process, which must not read anyone's .e
 
     python -m bench.django_side prepare --rows 100000   # user + API key, seed, project
     python -m bench.django_side catch-up                # project, skip dispatch backlog
+    python -m bench.django_side seed --rows 500000 --rng-seed 1   # events only
+    python -m bench.django_side read-ceiling --seconds 5  # decoded notifications/s
 
 Each command prints one JSON object on its last line of stdout.
 """
@@ -26,6 +28,13 @@ MIX = (
     ("failed", 0.04),
     ("cancelled", 0.04),
     ("processing", 0.02),
+)
+# The side-by-side list database: the baseline's seed.sql mix (20% pending, 5%
+# processing, 70% completed, 5% failed).
+LIST_MIX = (
+    ("completed", 0.70),
+    ("failed", 0.05),
+    ("processing", 0.05),
 )
 SEED_CARD = "4242424242424242"
 SEED_IBAN = "DE89370400440532013000"
@@ -133,6 +142,43 @@ def seed(
     }
 
 
+def read_ceiling(seconds: float, batch: int = 500) -> dict[str, Any]:
+    """How fast the library reads and decodes (decrypts, decompresses, builds the
+    domain event) the service's own notification log: from the start of the log, in
+    `batch`es, for `seconds` (wrapping round at the end). No Django in the loop."""
+    from ledger.apps import get_payouts
+
+    payouts = get_payouts()
+    recorder, mapper = payouts.recorder, payouts.mapper
+    read = decoded = 0
+    select_seconds = decode_seconds = 0.0
+    start = 1
+    deadline = time.perf_counter() + seconds
+    while time.perf_counter() < deadline:
+        began = time.perf_counter()
+        notifications = recorder.select_notifications(start, batch)
+        selected = time.perf_counter()
+        for notification in notifications:
+            mapper.to_domain_event(notification)
+        decode_seconds += time.perf_counter() - selected
+        select_seconds += selected - began
+        if not notifications:
+            if start == 1:
+                break
+            start = 1
+            continue
+        read += len(notifications)
+        decoded += len(notifications)
+        start = notifications[-1].id + 1
+    total = select_seconds + decode_seconds
+    return {
+        "events": decoded,
+        "seconds": round(total, 3),
+        "decoded_per_s": round(decoded / total, 1) if total else None,
+        "selected_per_s": round(read / select_seconds, 1) if select_seconds else None,
+    }
+
+
 def project(batch_size: int) -> dict[str, Any]:
     from ledger.apps import get_payouts
     from projections.projectors import PayoutViewProjection
@@ -203,6 +249,12 @@ def main(argv: list[str] | None = None) -> int:
     prepare.add_argument("--seed", type=int, default=42)
     prepare.add_argument("--username", default="bench")
     sub.add_parser("catch-up", help="project everything, skip the dispatch backlog")
+    seeding = sub.add_parser("seed", help="LIST_MIX payouts as events, no projection")
+    seeding.add_argument("--rows", type=int, required=True)
+    seeding.add_argument("--batch", type=int, default=1000)
+    seeding.add_argument("--rng-seed", type=int, default=42)
+    ceiling = sub.add_parser("read-ceiling", help="decoded notifications/s")
+    ceiling.add_argument("--seconds", type=float, default=5.0)
     args = parser.parse_args(argv)
 
     _setup_django()
@@ -213,6 +265,10 @@ def main(argv: list[str] | None = None) -> int:
             result["seed"] = seed(args.rows, args.batch, args.seed)
             result["projection"] = project(batch_size=args.batch)
         result["facts"] = projection_facts()
+    elif args.command == "seed":
+        result["seed"] = seed(args.rows, args.batch, args.rng_seed, mix=LIST_MIX)
+    elif args.command == "read-ceiling":
+        result["read_ceiling"] = read_ceiling(args.seconds)
     else:
         result["projection"] = project(batch_size=1000)
         result["dispatcher_position"] = skip_dispatch_backlog()

@@ -169,7 +169,7 @@ def bench(stack: Stack, args: argparse.Namespace, results: dict[str, Any]) -> bo
         "output": summary,
         "phases": phases.removeprefix("phases: "),
         "wall_seconds": round(finished - started, 2),
-        **_parse_summary(summary),
+        **parse_summary(summary),
     }
     results["reads"] = {
         phase: reader.summary(lo, hi)
@@ -240,7 +240,7 @@ class Reader:
         }
 
 
-def _parse_summary(line: str) -> dict[str, Any]:
+def parse_summary(line: str) -> dict[str, Any]:
     """`rebuilt the payout view: E events, P payouts, S.Ss, R events/s (position N)`"""
     try:
         body = line.split(": ", 1)[1]
