@@ -161,9 +161,11 @@ def main(argv: list[str] | None = None) -> int:
         run.bench()
     except KeyboardInterrupt:
         print("\ninterrupted; stopping the processes started here", file=sys.stderr)
+        _write_partial(args.output, results, "interrupted")
         return 130
     except (StackError, BaselineError, RuntimeError, psycopg.Error) as exc:
         print(f"bench failed: {exc} (logs in {logs})", file=sys.stderr)
+        _write_partial(args.output, results, f"failed: {exc}")
         return 1
     finally:
         STOP.set()
@@ -181,7 +183,19 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _interrupt(signum: int, frame: Any) -> None:
+    # Named, because on a shared machine the sender is not always the operator.
+    print(f"\nreceived {signal.Signals(signum).name}", file=sys.stderr)
     raise KeyboardInterrupt
+
+
+def _write_partial(output: Path, results: dict[str, Any], why: str) -> None:
+    """The rounds measured so far, beside (never over) a complete report."""
+    partial = output.with_name(output.stem + ".partial.json")
+    partial.parent.mkdir(parents=True, exist_ok=True)
+    partial.write_text(
+        json.dumps({**results, "incomplete": why}, indent=2, default=str) + "\n"
+    )
+    print(f"rounds so far written to {partial}", file=sys.stderr)
 
 
 def _now() -> str:
@@ -649,14 +663,23 @@ class Run:
         )
         created = done = 0
         creates: dict[str, Any] | None = None
+        stopped_at = math.inf
+        all_final_at: float | None = None
         finished_at: float | None = None
         try:
             while time.time() - since < timeout and not STOP.is_set():
                 created, done = query(counts, list(final), since)[0]
                 if creates is None and created >= n:
                     creates = running.finish(interrupt=True)
-                if creates is not None and done >= created:
-                    finished_at = time.time()
+                    stopped_at = time.time()
+                if done < created:
+                    all_final_at = None
+                elif all_final_at is None:
+                    all_final_at = time.time()
+                # A create in flight when wrk stopped may commit a moment later:
+                # the round ends only if nothing new turned up since.
+                if all_final_at and time.time() - stopped_at > 0.5:
+                    finished_at = all_final_at
                     break
                 time.sleep(0.05)
         finally:
