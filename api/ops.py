@@ -39,10 +39,10 @@ PROJECTION = "payout_view"
 def projection_lag_seconds() -> float:
     """How far behind the projection is, in seconds: 0 when it has applied every event;
     otherwise the time since it last read the log to its end, which is at least the age
-    of the oldest event it has not applied (to within its one-second heartbeat); +inf
-    when it has never run and events exist. Read from its tracking row and the highest
-    notification id (an index lookup): no event is read, let alone decrypted, and the
-    cost does not grow with the log."""
+    of the oldest event it has not applied (to within a second in embedded mode, where
+    the projector polls); +inf when it has never run and events exist. Read from its
+    tracking row and the highest notification id (an index lookup): no event is read,
+    let alone decrypted, and the cost does not grow with the log."""
     head = get_payouts().recorder.max_notification_id() or 0
     tracking = tracking_of(PROJECTION)
     if tracking is None:

@@ -73,15 +73,17 @@ def catch_up(
             topics=follower.topics,
             inclusive_of_start=False,
         )
-        if notifications:
-            batch = list(_decoded(payouts, follower, notifications))
-            if batch:
-                follower.handle(batch)
-            recorder.insert_tracking(Tracking(payouts.name, notifications[-1].id))
-        if len(notifications) < batch_size:
-            recorder.caught_up(read_at)
+        at_head = len(notifications) < batch_size
         if not notifications:
+            recorder.caught_up(read_at)
             return 0
+        batch = list(_decoded(payouts, follower, notifications))
+        if batch:
+            follower.handle(batch)
+        recorder.insert_tracking(
+            Tracking(payouts.name, notifications[-1].id),
+            caught_up_at=read_at if at_head else None,
+        )
     logger.debug("%s applied %d events", follower.name, len(notifications))
     return len(notifications)
 

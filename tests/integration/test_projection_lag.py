@@ -98,14 +98,20 @@ def test_a_full_batch_is_not_taken_for_having_caught_up(
 
 
 @pytest.mark.parametrize(
-    ("age", "written"),
-    [(timedelta(milliseconds=500), False), (timedelta(seconds=2), True)],
-    ids=["within-the-heartbeat", "past-it"],
+    ("postgres", "age", "written"),
+    [
+        (False, timedelta(milliseconds=500), False),
+        (False, timedelta(seconds=2), True),
+        (True, timedelta(milliseconds=1), True),
+    ],
+    ids=["polling-within-the-heartbeat", "polling-past-it", "notified-every-read"],
 )
-def test_an_idle_projector_writes_its_row_at_most_about_once_a_second(
+def test_an_idle_projector_stamps_its_row_once_a_second_when_polling_and_every_read_when_notified(
     ledger: Payouts,
     project: Any,
     monkeypatch: pytest.MonkeyPatch,
+    settings: Any,
+    postgres: bool,
     age: timedelta,
     written: bool,
 ) -> None:
@@ -114,8 +120,28 @@ def test_an_idle_projector_writes_its_row_at_most_about_once_a_second(
     project()
     now = timezone.now()
     monkeypatch.setattr(runner.timezone, "now", lambda: now)
+    settings.IS_POSTGRES = postgres
     Position.objects.filter(name=PROJECTION).update(caught_up_at=now - age)
     # when
     catch_up(ledger, PayoutViewProjection())
     # then
     assert caught_up_at() == (now if written else now - age)
+
+
+def test_a_batch_that_reaches_the_head_stamps_the_read_in_the_same_update(
+    ledger: Payouts, project: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given: a projection that caught up an hour ago, and a new event
+    create(ledger)
+    project()
+    Position.objects.filter(name=PROJECTION).update(
+        caught_up_at=timezone.now() - timedelta(hours=1)
+    )
+    create(ledger)
+    now = timezone.now()
+    monkeypatch.setattr(runner.timezone, "now", lambda: now)
+    # when
+    applied = catch_up(ledger, PayoutViewProjection())
+    # then
+    assert applied == 1
+    assert caught_up_at() == now
