@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hmac
 import logging
-import math
 import os
 import time
 from typing import TYPE_CHECKING, Any
@@ -12,7 +11,6 @@ from typing import TYPE_CHECKING, Any
 from django.conf import settings
 from django.db import connection
 from django.http import HttpResponse, JsonResponse
-from django.utils import timezone
 from kombu import Connection
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -24,7 +22,12 @@ from prometheus_client.core import REGISTRY, GaugeMetricFamily
 
 from api.exceptions import PROBLEM_CONTENT_TYPE, problem
 from ledger.apps import get_payouts
-from projections.selectors import attempt_counts, counts_by_status, tracking_of
+from projections.selectors import (
+    attempt_counts,
+    counts_by_status,
+    follower_lag_seconds,
+)
+from webhooks.collectors import WebhookCollector
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -37,20 +40,7 @@ PROJECTION = "payout_view"
 
 
 def projection_lag_seconds() -> float:
-    """How far behind the projection is, in seconds: 0 when it has applied every event;
-    otherwise the time since it last read the log to its end, which is at least the age
-    of the oldest event it has not applied (to within a second in embedded mode, where
-    the projector polls); +inf when it has never run and events exist. Read from its
-    tracking row and the highest notification id (an index lookup): no event is read,
-    let alone decrypted, and the cost does not grow with the log."""
-    head = get_payouts().recorder.max_notification_id() or 0
-    tracking = tracking_of(PROJECTION)
-    if tracking is None:
-        return 0.0 if head == 0 else math.inf
-    position, caught_up_at = tracking
-    if head <= position:
-        return 0.0
-    return max(0.0, (timezone.now() - caught_up_at).total_seconds())
+    return follower_lag_seconds(PROJECTION)
 
 
 def healthz(request: HttpRequest) -> JsonResponse:
@@ -190,6 +180,7 @@ def metrics(request: HttpRequest) -> HttpResponse:
     output = generate_latest(registry)
     ledger = CollectorRegistry()
     ledger.register(LedgerCollector())
+    ledger.register(WebhookCollector())
     return HttpResponse(
         output + generate_latest(ledger), content_type=CONTENT_TYPE_LATEST
     )

@@ -374,6 +374,52 @@ def check(
     return results
 
 
+def check_webhooks(snap: Snapshot, receiver: dict[str, Any]) -> Result:
+    """12. Every status event of every payout reached the deduplicating receiver,
+    exactly once after dedup (one `webhook-id` per event), signed, and in order per
+    payout; each payout's last delivery carries its final status."""
+    expected = {
+        (ident, version): STATUS_AFTER[kind]
+        for ident, stream in snap.streams.items()
+        for version, kind, _ in stream.events
+        if kind in STATUS_AFTER
+    }
+    accepted = receiver["accepted"]
+    counters = receiver["counters"]
+    arrived = Counter((a["payout_id"], a["version"]) for a in accepted)
+    problems = [
+        f"{i} v{v}: never delivered" for i, v in sorted(set(expected) - set(arrived))
+    ]
+    problems += [
+        f"{i} v{v}: delivered, not in the log"
+        for i, v in sorted(set(arrived) - set(expected))
+    ]
+    problems += [
+        f"{i} v{v}: under {n} ids" for (i, v), n in sorted(arrived.items()) if n > 1
+    ]
+    problems += [
+        f"{a['payout_id']} v{a['version']}: status {a['status']}, "
+        f"the log says {expected[(a['payout_id'], a['version'])]}"
+        for a in accepted
+        if (a["payout_id"], a["version"]) in expected
+        and a["status"] != expected[(a["payout_id"], a["version"])]
+    ]
+    problems += [
+        f"{i} v{v} after v{previous}" for i, v, previous in counters["out_of_order"]
+    ]
+    if counters["bad_signatures"]:
+        problems.append(f"{counters['bad_signatures']} bad signatures")
+    return Result(
+        "webhooks",
+        f"webhook events delivered once, signed, in order: "
+        f"{len(set(arrived) & set(expected))}/{len(expected)} "
+        f"({counters['duplicates']} redeliveries deduplicated, "
+        f"{counters['failed']} refused by the receiver)",
+        not problems,
+        problems[:5],
+    )
+
+
 def _decimal(value: Any) -> Decimal | None:
     try:
         return Decimal(str(value))

@@ -34,7 +34,16 @@ import httpx
 import psycopg
 import redis
 
-from chaos.check import Result, Snapshot, check, settled, snapshot, verify_ledger
+from chaos.check import (
+    STATUS_AFTER,
+    Result,
+    Snapshot,
+    check,
+    check_webhooks,
+    settled,
+    snapshot,
+    verify_ledger,
+)
 from chaos.faults import (
     Injector,
     ensure_postgres_running,
@@ -43,7 +52,8 @@ from chaos.faults import (
 )
 from chaos.load import Load, expected_outcome, plan
 from chaos.proxy import TcpProxy
-from tools.stack import BIN, ROOT, Stack
+from tools.stack import BIN, ROOT, Stack, free_port
+from tools.webhook_receiver import ReceiverProcess
 from workers.gateway.fakeserver import DEGRADED_HOLD, HOLD
 
 DEFAULT_POSTGRES = "postgres://postgres@127.0.0.1:5432"
@@ -94,6 +104,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add("--no-pg-restart", action="store_true", help="never restart PostgreSQL")
     add("--follower-kills", type=int, default=2, help="kill -9 of run_followers (2)")
     add("--gateway-windows", type=int, default=1, help="gateway fault windows (1)")
+    add("--webhook-kills", type=int, default=1, help="kill -9 of run_webhooks (1)")
+    add(
+        "--receiver-outages",
+        type=int,
+        default=1,
+        help="the webhook receiver killed for 3-8 s (1)",
+    )
+    add(
+        "--receiver-fail-first",
+        type=int,
+        default=3,
+        help="the receiver answers 500 to its first N requests (3)",
+    )
     add(
         "--recovery-seconds",
         type=float,
@@ -143,6 +166,9 @@ def replay_command(args: argparse.Namespace) -> str:
         f"--pg-restarts {args.pg_restarts}",
         f"--follower-kills {args.follower_kills}",
         f"--gateway-windows {args.gateway_windows}",
+        f"--webhook-kills {args.webhook_kills}",
+        f"--receiver-outages {args.receiver_outages}",
+        f"--receiver-fail-first {args.receiver_fail_first}",
         f"--recovery-seconds {args.recovery_seconds:g}",
         f"--worker-concurrency {args.worker_concurrency}",
         f"--max-retries {args.max_retries}",
@@ -280,6 +306,8 @@ def run(args: argparse.Namespace, clock: Clock) -> int:
         pg_restarts=args.pg_restarts,
         follower_kills=args.follower_kills,
         gateway_windows=args.gateway_windows,
+        webhook_kills=args.webhook_kills,
+        receiver_outages=args.receiver_outages,
     )
     db, _claim = claim_redis_db(args.redis, args.redis_db)
     redis_parts = urlsplit(args.redis)
@@ -315,11 +343,27 @@ def run(args: argparse.Namespace, clock: Clock) -> int:
             "FAILPOINTS": args.failpoints,
             "GATEWAY_FAULTS": "",
             "API_THROTTLE_RATE": "1000000/s",
+            # The receiver is on loopback; retries within seconds, not hours.
+            "WEBHOOK_ALLOW_PRIVATE_TARGETS": "true",
+            "WEBHOOK_RETRY_BASE": "0.2",
+            "WEBHOOK_RETRY_MAX_DELAY": "2",
+            "WEBHOOK_RETRY_WINDOW": "600",
+            "WEBHOOK_READ_TIMEOUT": "2",
         },
+    )
+    receiver = ReceiverProcess(
+        workdir / "receiver",
+        free_port(),
+        ("--fail-first", str(args.receiver_fail_first)),
     )
     admin_url = f"{args.postgres.rstrip('/')}/postgres"
     injector = Injector(
-        stack, proxy, admin_url=admin_url, rng=random.Random(args.seed + 1), say=say
+        stack,
+        proxy,
+        admin_url=admin_url,
+        rng=random.Random(args.seed + 1),
+        say=say,
+        receiver=receiver,
     )
     print(f"chaos seed {args.seed}; replay with: {replay_command(args)}", flush=True)
     say(
@@ -337,6 +381,11 @@ def run(args: argparse.Namespace, clock: Clock) -> int:
         say(
             f"stack up in {durations['setup']:.1f}s under supervisord: "
             + ", ".join(stack.names())
+        )
+        subscribe(stack, receiver)
+        say(
+            f"webhooks to a receiver on {receiver.url}, failing its first "
+            f"{args.receiver_fail_first} requests"
         )
         say(
             f"load: {len(specs)} creates at {args.rate:g}/s over {window:.0f}s; "
@@ -378,6 +427,7 @@ def run(args: argparse.Namespace, clock: Clock) -> int:
         # again after the longest hold, for the failed payouts.
         time.sleep(LONGEST_HOLD)
         later = httpx.get(f"{stack.gateway_url}/charges", timeout=30).json()
+        hooks = wait_for_webhooks(receiver, snap, args.recovery_seconds, say)
         results = check(
             snap,
             load.history,
@@ -386,6 +436,7 @@ def run(args: argparse.Namespace, clock: Clock) -> int:
             verify=verify,
             later_charges=later,
         )
+        results.append(check_webhooks(snap, hooks))
         results.append(restarted_by_supervisor(injector.injected.restarts))
         durations["checks"] = time.monotonic() - started
         save_evidence(workdir, load, charges, snap)
@@ -409,6 +460,7 @@ def run(args: argparse.Namespace, clock: Clock) -> int:
         injector.stop.set()
         injector.join(10)
         injector.restore_all()
+        receiver.kill()
         proxy.restore()
         if args.pg_restarts:
             ensure_postgres_running(admin_url)
@@ -420,6 +472,44 @@ def run(args: argparse.Namespace, clock: Clock) -> int:
         proxy.close()
         sys.stdout.flush()
         sys.stdout = console
+
+
+def subscribe(stack: Stack, receiver: ReceiverProcess) -> None:
+    """Start the integrator's receiver and register it for every payout event."""
+    receiver.start()
+    response = httpx.post(
+        f"{stack.web_url}/api/v1/webhook_endpoints/",
+        json={"url": receiver.url, "description": "chaos receiver"},
+        headers={"Authorization": f"Bearer {stack.api_key}"},
+        timeout=30,
+    )
+    response.raise_for_status()
+    receiver.use_secret(response.json()["secret"])
+
+
+def wait_for_webhooks(
+    receiver: ReceiverProcess, snap: Snapshot, seconds: float, say: Any
+) -> dict[str, Any]:
+    """The receiver's state once it holds an event for every status event in the
+    log, or at the deadline (what is missing is then the webhooks check's finding)."""
+    expected = sum(
+        kind in STATUS_AFTER for s in snap.streams.values() for _, kind, _ in s.events
+    )
+    deadline = time.monotonic() + seconds
+    state: dict[str, Any] = {"accepted": [], "counters": {}}
+    while True:
+        with contextlib.suppress(httpx.HTTPError):
+            state = receiver.state()
+            if len(state["accepted"]) >= expected:
+                say(f"the receiver holds all {expected} webhook events")
+                return state
+        if time.monotonic() >= deadline:
+            say(
+                f"webhook deadline passed: {len(state['accepted'])}/{expected} "
+                "events at the receiver"
+            )
+            return state
+        time.sleep(1.0)
 
 
 def restarted_by_supervisor(restarts: list[tuple[str, float | None]]) -> Result:
@@ -583,6 +673,13 @@ def report(
         + (
             f" [{', '.join(f'{s:.1f}s' for s in injected.gateway_windows)}]"
             if injected.gateway_windows
+            else ""
+        )
+        + f", run_webhooks kill -9 {injected.webhook_kills}"
+        + f", webhook receiver outages {len(injected.receiver_outages)}"
+        + (
+            f" [{', '.join(f'{s:.1f}s' for s in injected.receiver_outages)}]"
+            if injected.receiver_outages
             else ""
         )
     )

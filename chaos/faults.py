@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
     from chaos.proxy import TcpProxy
     from tools.stack import Stack
+    from tools.webhook_receiver import ReceiverProcess
 
 # A killed process must be running and ready again within this (supervisor backoff
 # included); past it, the restart counts as failed.
@@ -65,6 +66,8 @@ def schedule(
     pg_restarts: int,
     follower_kills: int,
     gateway_windows: int,
+    webhook_kills: int = 0,
+    receiver_outages: int = 0,
 ) -> list[Fault]:
     """Faults spread over [5 %, 85 %] of the load window, each kind stratified (one
     draw per equal slice) so that kills of one process do not pile up."""
@@ -94,6 +97,11 @@ def schedule(
         Fault(at, "gateway_faults", min(rng.uniform(8.0, 15.0), window / 3))
         for at in spread(gateway_windows)
     ]
+    faults += [Fault(at, "webhooks_kill") for at in spread(webhook_kills)]
+    faults += [
+        Fault(at, "receiver_outage", rng.uniform(3.0, 8.0))
+        for at in spread(receiver_outages)
+    ]
     return sorted(faults)
 
 
@@ -107,6 +115,8 @@ class Injected:
     redis_outages: list[tuple[str, float, int]] = field(default_factory=list)
     pg_restarts: list[float] = field(default_factory=list)
     follower_kills: list[int] = field(default_factory=list)  # projector lag at the kill
+    webhook_kills: int = 0
+    receiver_outages: list[float] = field(default_factory=list)
     gateway_windows: list[float] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     # (process, seconds until the supervisor had it running and ready again, or
@@ -163,9 +173,11 @@ class Injector:
         admin_url: str,
         rng: random.Random,
         say: Callable[[str], None],
+        receiver: ReceiverProcess | None = None,
     ) -> None:
         self.stack = stack
         self.proxy = proxy
+        self.receiver = receiver
         self.admin_url = admin_url
         self.rng = rng
         self.say = say
@@ -357,6 +369,22 @@ class Injector:
         self.say(f"kill -9 run_followers ({lag} events behind)")
         self._kill_and_await("followers")
         self.injected.follower_kills.append(lag)
+
+    def _webhooks_kill(self, fault: Fault) -> None:
+        self.say("kill -9 run_webhooks")
+        self._kill_and_await("webhooks")
+        self.injected.webhook_kills += 1
+
+    def _receiver_outage(self, fault: Fault) -> None:
+        """The integrator's receiver dies and comes back after `fault.duration` s: the
+        sender's retries must carry every delivery over the gap, in order."""
+        receiver = self.receiver
+        if receiver is None:
+            return
+        self.say(f"kill -9 the webhook receiver for {fault.duration:.1f}s")
+        receiver.kill()
+        self.injected.receiver_outages.append(fault.duration)
+        self._later(fault.duration, "receiver back", receiver.start)
 
     def _projector_lag(self) -> int:
         with (

@@ -79,6 +79,13 @@ def processes(*, fake_gateway: bool | None = None) -> list[Process]:
             stop_seconds=15,
         ),
         Process(
+            "webhooks",
+            (python, str(root / "manage.py"), "run_webhooks"),
+            # Sends in flight finish and record their attempt (a read waits at most
+            # WEBHOOK_READ_TIMEOUT); one cut short is sent again after the restart.
+            stop_seconds=int(settings.WEBHOOK_READ_TIMEOUT) + 5,
+        ),
+        Process(
             "checkpointer",
             (
                 celery,

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING
 
 from django.db.models import Count, Q, QuerySet
+from django.utils import timezone
 
+from ledger.apps import get_payouts
 from ledger.values import PayoutStatus
 from projections.models import PayoutAttempt, PayoutView, Position
 
@@ -64,6 +67,24 @@ def tracking_of(name: str) -> tuple[int, datetime] | None:
         .values_list("position", "caught_up_at")
         .first()
     )
+
+
+def follower_lag_seconds(name: str) -> float:
+    """How far behind a follower of the log is, in seconds: 0 when it has applied
+    every event; otherwise the time since it last read the log to its end, which is
+    at least the age of the oldest event it has not applied (to within a second in
+    embedded mode, where followers poll); +inf when it has never run and events
+    exist. Read from its tracking row and the highest notification id (an index
+    lookup): no event is read, let alone decrypted, and the cost does not grow with
+    the log."""
+    head = get_payouts().recorder.max_notification_id() or 0
+    tracking = tracking_of(name)
+    if tracking is None:
+        return 0.0 if head == 0 else math.inf
+    position, caught_up_at = tracking
+    if head <= position:
+        return 0.0
+    return max(0.0, (timezone.now() - caught_up_at).total_seconds())
 
 
 def in_doubt_attempts() -> QuerySet[PayoutAttempt]:

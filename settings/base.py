@@ -64,6 +64,7 @@ INSTALLED_APPS = [
     "projections",
     "api",
     "workers",
+    "webhooks",
     "deploy",
     "axes",
 ]
@@ -209,3 +210,4 @@ from settings.eventstore import *  # noqa: E402, F403
 from settings.gateway import *  # noqa: E402, F403
 from settings.logging import *  # noqa: E402, F403
 from settings.processes import *  # noqa: E402, F403
+from settings.webhooks import *  # noqa: E402, F403

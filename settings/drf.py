@@ -58,6 +58,8 @@ SPECTACULAR_SETTINGS = {
         "BankAccountRecipientTypeEnum": ["bank_account"],
         "ActorTypeEnum": "ledger.payout.ACTOR_TYPES",
         "EventTypeEnum": "api.serializers.EVENT_TYPE_NAMES",
+        "WebhookEventTypeEnum": "webhooks.models.WEBHOOK_EVENT_TYPES",
+        "WebhookDeliveryStatusEnum": "webhooks.models.DeliveryStatus",
     },
     "APPEND_COMPONENTS": {
         "securitySchemes": {

@@ -42,6 +42,7 @@ BIN = Path(sys.executable).parent
 READY_LINES = {
     "worker": b" ready.",
     "followers": b"following the event log",
+    "webhooks": b"delivering webhooks",
     "beat": b"beat: Starting",
     "checkpointer": b" ready.",
 }

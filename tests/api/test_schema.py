@@ -16,6 +16,15 @@ OPERATIONS = [
     ("/api/v1/payouts/{payout_id}/", "delete"),
     ("/api/v1/payouts/{payout_id}/history/", "get"),
     ("/api/v1/events/", "get"),
+    # Webhooks (README, "Webhooks"; SPEC.md is silent).
+    ("/api/v1/webhook_endpoints/", "get"),
+    ("/api/v1/webhook_endpoints/", "post"),
+    ("/api/v1/webhook_endpoints/{endpoint_id}/", "get"),
+    ("/api/v1/webhook_endpoints/{endpoint_id}/", "patch"),
+    ("/api/v1/webhook_endpoints/{endpoint_id}/", "delete"),
+    ("/api/v1/webhook_endpoints/{endpoint_id}/rotate_secret/", "post"),
+    ("/api/v1/webhook_endpoints/{endpoint_id}/deliveries/", "get"),
+    ("/api/v1/webhook_deliveries/{delivery_id}/resend/", "post"),
 ]
 OPERATION_IDS = [f"{m.upper()} {p}" for p, m in OPERATIONS]
 

@@ -76,6 +76,8 @@ def test_schemathesis_finds_no_server_error_and_no_response_off_the_schema(
     # given: its ignored_auth check sends wrong credentials from this one address,
     # which would lock the address out (AUTH_FAILURE_LIMIT) and its staff key with it
     settings.AUTH_FAILURE_LIMIT = settings.AXES_FAILURE_LIMIT = 1_000_000
+    # and room for every webhook endpoint its create operations make
+    settings.WEBHOOK_MAX_ENDPOINTS = 1_000_000
     # and a few payouts in the projection, so that list pages have rows and cursors
     ledger.create_payout(new_payout(), actor=TEST_ACTOR)
     ledger.create_payout(new_payout(amount="9.99", currency="USD"), actor=TEST_ACTOR)

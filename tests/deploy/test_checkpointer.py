@@ -18,7 +18,7 @@ from deploy.supervisor import render
 from tools.stack import ROOT
 
 KEY = "/etc/payouts/checkpoint-signing-key.pem"
-OTHERS = ("web", "worker", "followers", "beat", "gateway")
+OTHERS = ("web", "worker", "followers", "webhooks", "beat", "gateway")
 
 
 def test_the_supervisor_names_the_signing_key_to_the_checkpointer_alone(
@@ -71,7 +71,7 @@ def test_systemd_gives_the_key_to_the_checkpointer_unit_alone(tmp_path: Path) ->
         "Environment=CHECKPOINT_SIGNING_KEY_FILE=%d/checkpoint-signing-key"
         in checkpointer
     )
-    for name in ("web", "worker", "followers", "beat"):
+    for name in ("web", "worker", "followers", "webhooks", "beat"):
         unit = (tmp_path / f"payouts-{name}.service").read_text()
         assert KEY not in unit and "CHECKPOINT_SIGNING_KEY_FILE" not in unit, name
 

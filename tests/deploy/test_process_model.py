@@ -14,7 +14,15 @@ from deploy.processes import processes
 from deploy.supervisor import PROVIDER_PRIORITY, SERVICE_PRIORITY, render
 from deploy.systemd import exec_arg
 
-EVERY_PROCESS = {"gateway", "web", "worker", "followers", "checkpointer", "beat"}
+EVERY_PROCESS = {
+    "gateway",
+    "web",
+    "worker",
+    "followers",
+    "webhooks",
+    "checkpointer",
+    "beat",
+}
 
 
 def supervisord_config(tmp_path: Path, **kwargs: object) -> configparser.ConfigParser:

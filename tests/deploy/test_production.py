@@ -133,6 +133,7 @@ def test_production_supervises_the_service_without_the_fake_gateway(
         "[program:web]",
         "[program:worker]",
         "[program:followers]",
+        "[program:webhooks]",
         "[program:checkpointer]",
         "[program:beat]",
     ]

@@ -106,7 +106,15 @@ def test_make_run_stops_every_process_it_started(
     )
     print(f"stopped in {time.monotonic() - started:.1f}s after {sig.name}")
     out = (stack.workdir / "make-run.out").read_bytes()
-    for name in ("web", "worker", "followers", "checkpointer", "beat", "gateway"):
+    for name in (
+        "web",
+        "worker",
+        "followers",
+        "webhooks",
+        "checkpointer",
+        "beat",
+        "gateway",
+    ):
         assert f"stopped: {name} (".encode() in out, name
 
 

@@ -87,6 +87,7 @@ KILLS = {
     "gunicorn worker": lambda s: kill_child(s, "web"),
     "gunicorn master": lambda s: kill_main(s, "web"),
     "run_followers": lambda s: kill_main(s, "followers"),
+    "run_webhooks": lambda s: kill_main(s, "webhooks"),
     "celery beat": lambda s: kill_main(s, "beat"),
 }
 
