@@ -6,7 +6,9 @@ from typing import TYPE_CHECKING, Any
 
 from django.contrib import admin, messages
 from django.db.models import Exists, OuterRef
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 from unfold.admin import ModelAdmin
 from unfold.contrib.filters.admin import RangeDateTimeFilter, RangeNumericFilter
 from unfold.decorators import action, display
@@ -15,9 +17,14 @@ from ledger.apps import get_payouts
 from ledger.errors import LedgerError
 from ledger.payout import Actor
 from ledger.values import PayoutStatus
+from projections.dashboard import overdue_payouts
 from projections.models import PayoutAttempt, PayoutView
+from workers import operator
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+    from uuid import UUID
+
     from django.db.models import QuerySet
     from django.http import HttpRequest
 
@@ -37,11 +44,17 @@ class AttentionFilter(admin.SimpleListFilter):
     parameter_name = "attention"
 
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        return [("in_doubt", "Outcome unknown (in doubt)"), ("parked", "Parked")]
+        return [
+            ("in_doubt", "Outcome unknown (in doubt)"),
+            ("overdue", "Overdue (unfinished past the sweeper's wait)"),
+            ("parked", "Parked"),
+        ]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
         if self.value() == "in_doubt":
             return queryset.filter(in_doubt=True, status=PayoutStatus.PROCESSING.value)
+        if self.value() == "overdue":
+            return queryset.filter(pk__in=overdue_payouts(timezone.now()).values("pk"))
         if self.value() == "parked":
             return queryset.filter(parked=True)
         return queryset
@@ -73,7 +86,7 @@ class PayoutViewAdmin(ModelAdmin):
     ordering = ["-created_at"]
     show_full_result_count = False
     list_per_page = 50
-    actions = ["cancel_payouts"]
+    actions = ["cancel_payouts", "resolve_in_doubt", "redrive"]
     readonly_fields = [
         "id",
         "status",
@@ -121,6 +134,12 @@ class PayoutViewAdmin(ModelAdmin):
     def has_cancel_payouts_permission(self, request: HttpRequest) -> bool:
         return self.has_view_permission(request)
 
+    def has_resolve_in_doubt_permission(self, request: HttpRequest) -> bool:
+        return self.has_view_permission(request)
+
+    def has_redrive_permission(self, request: HttpRequest) -> bool:
+        return self.has_view_permission(request)
+
     @display(description="Status", label=_STATUS_COLOURS)
     def show_status(self, obj: PayoutView) -> str:
         return obj.status
@@ -150,7 +169,7 @@ class PayoutViewAdmin(ModelAdmin):
         shown = [(k, v) for k, v in facts if v]
         if not shown:
             return "Settled: nothing in doubt."
-        return format_html_join(format_html("<br>"), "{}: {}", shown)
+        return format_html_join(mark_safe("<br>"), "{}: {}", shown)
 
     @admin.display(description="Recipient (masked)")
     def masked_recipient(self, obj: PayoutView) -> str:
@@ -189,24 +208,55 @@ class PayoutViewAdmin(ModelAdmin):
     def cancel_payouts(
         self, request: HttpRequest, queryset: QuerySet[PayoutView]
     ) -> None:
+        payouts = get_payouts()
+
+        def cancel(payout_id: UUID, actor: Actor) -> str:
+            payouts.cancel(payout_id, reason="Cancelled by an operator.", actor=actor)
+            return "cancelled; the list catches up in a moment"
+
+        self._each(request, queryset, "Cancel", cancel)
+
+    @action(
+        description="Resolve in-doubt payouts by asking the gateway",
+        permissions=["resolve_in_doubt"],
+    )
+    def resolve_in_doubt(
+        self, request: HttpRequest, queryset: QuerySet[PayoutView]
+    ) -> None:
+        self._each(
+            request,
+            queryset,
+            "Resolve",
+            lambda payout_id, actor: operator.resolve(payout_id, actor=actor),
+        )
+
+    @action(description="Re-drive overdue payouts", permissions=["redrive"])
+    def redrive(self, request: HttpRequest, queryset: QuerySet[PayoutView]) -> None:
+        self._each(
+            request,
+            queryset,
+            "Re-drive",
+            lambda payout_id, actor: operator.redrive(payout_id, actor=actor),
+        )
+
+    def _each(
+        self,
+        request: HttpRequest,
+        queryset: QuerySet[PayoutView],
+        verb: str,
+        act: Callable[[UUID, Actor], str],
+    ) -> None:
+        """Run an operator action on each selected payout (at most a page: each
+        may call the gateway), say what it did to each, and keep it in the admin's
+        log; what it recorded in the ledger names the operator as its actor."""
         actor = Actor(
             "user", request.user.get_username(), getattr(request, "request_id", "")
         )
-        payouts = get_payouts()
-        done, refused = 0, []
-        for payout_id in queryset.values_list("id", flat=True):
+        for row in queryset[: self.list_per_page]:
             try:
-                payouts.cancel(
-                    payout_id, reason="Cancelled by an operator.", actor=actor
-                )
-                done += 1
+                outcome = act(row.pk, actor)
+                level = messages.SUCCESS
             except LedgerError as exc:
-                refused.append(str(exc))
-        if done:
-            self.message_user(
-                request,
-                f"Cancelled {done} payout(s); the list catches up in a moment.",
-                messages.SUCCESS,
-            )
-        for reason in refused[:10]:
-            self.message_user(request, reason, messages.WARNING)
+                outcome, level = str(exc), messages.WARNING
+            self.message_user(request, f"{verb} {row.pk}: {outcome}", level)
+            self.log_change(request, row, f"{verb}: {outcome}")

@@ -9,6 +9,7 @@ UNFOLD = {
     "SITE_HEADER": "Payout Ledger",
     "SITE_SYMBOL": "payments",
     "SHOW_HISTORY": False,
+    "DASHBOARD_CALLBACK": "projections.dashboard.dashboard_callback",
     "SIDEBAR": {
         "show_search": False,
         "show_all_applications": True,
@@ -17,9 +18,21 @@ UNFOLD = {
                 "title": "Ledger",
                 "items": [
                     {
+                        "title": "Dashboard",
+                        "icon": "dashboard",
+                        "link": reverse_lazy("admin:index"),
+                    },
+                    {
                         "title": "Payouts",
                         "icon": "payments",
                         "link": reverse_lazy("admin:projections_payoutview_changelist"),
+                    },
+                    {
+                        "title": "Webhook endpoints",
+                        "icon": "webhook",
+                        "link": reverse_lazy(
+                            "admin:webhooks_webhookendpoint_changelist"
+                        ),
                     },
                     {
                         "title": "API keys",

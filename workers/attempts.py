@@ -139,6 +139,11 @@ def park(payout_id: UUID, reason: str) -> None:
     )
 
 
+def unpark(payout_id: UUID) -> None:
+    """Back into the sweeps, its failure count reset: an operator looked at it."""
+    PayoutAttempt.objects.filter(payout_id=payout_id).update(parked_at=None, failures=0)
+
+
 def unavailable(payout_ids: Iterable[UUID]) -> set[UUID]:
     """Of these payouts, the ones a sweep must leave alone: parked for an operator,
     or leased to an attempt that is still live."""

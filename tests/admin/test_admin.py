@@ -1,18 +1,23 @@
-"""The operator admin: read-only projection, history from the event store, cancel via the ledger."""
+"""The operator admin: read-only projection, history from the event store, the
+dashboard, and the actions that go through the ledger (cancel, resolve, re-drive)."""
 
 from __future__ import annotations
 
+import json
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 import pytest
 from django.contrib.auth.models import User
 from django.test import Client
+from django.utils import timezone
 
 from api.models import ApiKey
 from projections.models import PayoutView
 from tests.conftest import TEST_ACTOR, new_payout
-from workers import attempts
+from workers import attempts, tasks
+from workers.gateway import get_gateway
 
 if TYPE_CHECKING:
     from ledger.application import Payouts
@@ -180,3 +185,119 @@ def test_readyz_and_metrics_report_payouts_in_doubt_and_parked(
     assert (ready["in_doubt"], ready["parked"]) == (1, 0)
     assert "payouts_in_doubt 1.0" in metrics
     assert "payouts_parked 0.0" in metrics
+
+
+def test_resolving_an_in_doubt_payout_records_the_gateways_answer_as_the_operator(
+    operator: Client, ledger: Payouts, project: Any
+) -> None:
+    # given: a payout charged at the provider whose answer the worker never got
+    payout_id = UUID(create(ledger))
+    order = ledger.start_processing(payout_id, actor=TEST_ACTOR)
+    get_gateway().pay(order)
+    attempts.in_doubt(payout_id, "ReadTimeout")
+    project()
+    # when
+    response = operator.post(
+        "/admin/projections/payoutview/",
+        {"action": "resolve_in_doubt", "_selected_action": [str(payout_id)]},
+        follow=True,
+    )
+    # then: completed from the provider's record, once, by the operator
+    shown = [str(m) for m in response.context["messages"]]
+    assert any("completed, from the gateway's record" in m for m in shown), shown
+    history = ledger.history(payout_id)
+    assert [r.type for r in history][-1] == "Completed"
+    assert (history[-1].actor["type"], history[-1].actor["id"]) == ("user", "operator")
+    assert get_gateway().calls.count(payout_id) == 1  # type: ignore[attr-defined]
+    assert not attempts.PayoutAttempt.objects.get(payout_id=payout_id).in_doubt_since
+
+
+def test_resolving_a_payout_the_gateway_never_charged_records_nothing(
+    operator: Client, ledger: Payouts, project: Any
+) -> None:
+    # given
+    payout_id = UUID(create(ledger))
+    ledger.start_processing(payout_id, actor=TEST_ACTOR)
+    project()
+    # when
+    response = operator.post(
+        "/admin/projections/payoutview/",
+        {"action": "resolve_in_doubt", "_selected_action": [str(payout_id)]},
+        follow=True,
+    )
+    # then
+    shown = [str(m) for m in response.context["messages"]]
+    assert any("holds no charge" in m for m in shown), shown
+    assert [r.type for r in ledger.history(payout_id)] == [
+        "Created",
+        "ProcessingStarted",
+    ]
+
+
+def test_re_driving_an_overdue_pending_payout_starts_it_as_the_operator_and_queues_it(
+    operator: Client,
+    ledger: Payouts,
+    project: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # given: a pending payout whose task was lost, and a parked one in processing
+    lost, parked = UUID(create(ledger)), UUID(create(ledger))
+    ledger.start_processing(parked, actor=TEST_ACTOR)
+    attempts.park(parked, "ValueError: cannot encode")
+    project()
+    queued: list[list[str]] = []
+    monkeypatch.setattr(
+        tasks.process_payout, "apply_async", lambda args, **_: queued.append(args)
+    )
+    # when
+    operator.post(
+        "/admin/projections/payoutview/",
+        {"action": "redrive", "_selected_action": [str(lost), str(parked)]},
+        follow=True,
+    )
+    # then
+    history = ledger.history(lost)
+    assert [r.type for r in history] == ["Created", "ProcessingStarted"]
+    assert history[-1].actor["id"] == "operator"
+    assert sorted(queued) == sorted([[str(lost)], [str(parked)]])
+    assert not attempts.PayoutAttempt.objects.get(payout_id=parked).parked_at
+
+
+def test_the_dashboard_shows_statuses_attention_lag_and_charts(
+    operator: Client, ledger: Payouts, project: Any, settings: Any
+) -> None:
+    # given: two pending payouts (one overdue), one completed, one in doubt
+    settings.STUCK_PAYOUT_AFTER = 60
+    pending, overdue = create(ledger), create(ledger)
+    done, doubtful = UUID(create(ledger)), UUID(create(ledger))
+    for payout_id in (done, doubtful):
+        ledger.start_processing(payout_id, actor=TEST_ACTOR)
+    ledger.complete(done, gateway_reference="ch_1", actor=TEST_ACTOR)
+    attempts.in_doubt(doubtful, "ReadTimeout")
+    project()
+    PayoutView.objects.filter(id=overdue).update(
+        updated_at=timezone.now() - timedelta(minutes=5)
+    )
+    # when
+    page = operator.get("/admin/")
+    # then
+    figures = page.context["dashboard"]
+    counts = {s["status"]: s["count"] for s in figures["statuses"]}
+    assert counts == {
+        "pending": 2,
+        "processing": 1,
+        "completed": 1,
+        "failed": 0,
+        "cancelled": 0,
+    }
+    attention = {a["title"]: a["count"] for a in figures["attention"]}
+    assert attention == {"In doubt": 1, "Overdue": 1}
+    assert figures["lag"]["projection"] == "caught up"
+    hour = json.loads(figures["hour"])
+    assert len(hour["labels"]) == 60
+    created, settled = hour["datasets"]
+    assert sum(created["data"]) == 4 and sum(settled["data"]) == 1
+    assert b'data-type="bar"' in page.content
+    listed = operator.get("/admin/projections/payoutview/", {"attention": "overdue"})
+    assert overdue.encode() in listed.content
+    assert pending.encode() not in listed.content
