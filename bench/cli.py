@@ -31,6 +31,7 @@ from psycopg import sql
 
 from bench import ceilings, report, wrk
 from bench.baseline import Baseline, BaselineError
+from bench.cpu import CpuMeter
 from bench.load import STOP, percentile
 from bench.rebuild import parse_summary
 from tools.stack import ROOT, Stack, StackError
@@ -578,7 +579,7 @@ class Run:
                     try:
                         outcome = self.e2e_round(
                             stack.web_url, loads["service"][1], serv_check,
-                            SERVICE_TABLE, SERVICE_FINAL,
+                            SERVICE_TABLE, SERVICE_FINAL, meter=CpuMeter(stack),
                         )  # fmt: skip
                     finally:
                         lag = sampler.stop()
@@ -623,7 +624,12 @@ class Run:
         outcomes = []
         for number in range(1, rounds + 1):
             outcome = self.e2e_round(
-                stack.web_url, load, stack.sql, SERVICE_TABLE, SERVICE_FINAL
+                stack.web_url,
+                load,
+                stack.sql,
+                SERVICE_TABLE,
+                SERVICE_FINAL,
+                meter=CpuMeter(stack),
             )
             outcomes.append(outcome)
             step(f"e2e {env} round {number}: {_e2e_line(outcome)}")
@@ -644,14 +650,19 @@ class Run:
         query: Callable[..., list[tuple[Any, ...]]],
         table: str,
         final: tuple[str, ...],
+        *,
+        meter: CpuMeter | None = None,
     ) -> dict[str, Any]:
         """`--payouts` creates from `--connections` wrk connections, as fast as the
         server takes them, then waiting until every payout created in this round is
         final in the table clients read (the service's projection, the baseline's
-        only table). payouts/s: completed / (first request -> all final seen)."""
+        only table). payouts/s: completed / (first request -> all final seen).
+        With `meter`, the CPU each part spent per completed payout."""
         args = self.args
         n, threads = args.payouts, 2
         timeout = args.e2e_timeout or max(60.0, n / 5)
+        if meter is not None:
+            meter.start()
         since = time.time()
         running = wrk.start(
             url, load, connections=args.connections, seconds=timeout,
@@ -695,7 +706,13 @@ class Run:
             statuses[status] = statuses.get(status, 0) + 1
         latencies = [float(s) for status, s in rows if status == "completed"]
         window = (finished_at or time.time()) - since
+        cpu = (
+            meter.stop(per=max(1, statuses.get("completed", 0)))
+            if meter is not None
+            else None
+        )
         return {
+            "cpu_ms_per_payout": cpu,
             "created": created,
             "statuses": statuses,
             "timed_out": finished_at is None,
@@ -751,13 +768,21 @@ class Run:
             )
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
         out: dict[str, list[float]] = {}
-        for writers in (1, 4):
-            out[f"appends_{writers}_writers"] = [
-                ceilings.appends_per_second(url, writers, self.args.ceiling_seconds)
+        probes = {
+            "appends_1_writers": (1, 1),
+            "appends_4_writers": (4, 1),
+            "appends_1_writers_10_per_save": (1, 10),
+        }
+        for key, (writers, per_save) in probes.items():
+            out[key] = [
+                ceilings.appends_per_second(
+                    url, writers, self.args.ceiling_seconds, per_save
+                )
                 for _ in range(self.args.rounds)
             ]
             step(
-                f"raw eventsourcing appends, {writers} writers: {out[f'appends_{writers}_writers']} events/s"
+                f"raw eventsourcing appends, {writers} writers, {per_save} "
+                f"aggregates per save(): {out[key]} events/s"
             )
         return out
 
@@ -839,6 +864,12 @@ def _e2e_line(outcome: dict[str, Any]) -> str:
         f"create->completed p50 {outcome['p50_ms']} ms p99 {outcome['p99_ms']} ms"
         + (f", projection lag p99 {lag['p99_s']} s" if lag else "")
         + (" (timed out)" if outcome["timed_out"] else "")
+        + (
+            ", CPU ms per payout "
+            + ", ".join(f"{k} {v}" for k, v in outcome["cpu_ms_per_payout"].items())
+            if outcome.get("cpu_ms_per_payout")
+            else ""
+        )
     )
 
 
@@ -959,6 +990,17 @@ def summarize(results: dict[str, Any]) -> None:
             k: report.median(_of(v, "payouts_per_s") or [])
             for k, v in rounds["scaling"].items()
         }
+    service_rounds = (rounds.get("e2e") or {}).get("service") or []
+    spent = [
+        r["cpu_ms_per_payout"] for r in service_rounds if r.get("cpu_ms_per_payout")
+    ]
+    if spent:
+        results["e2e_cpu_ms_per_payout"] = {
+            part: report.median([s.get(part, 0.0) for s in spent])
+            for part in sorted(
+                {p for s in spent for p in s}, key=lambda p: p == "total"
+            )
+        }
 
 
 def print_report(results: dict[str, Any]) -> None:
@@ -981,6 +1023,11 @@ def print_report(results: dict[str, Any]) -> None:
     print("ceilings (the library alone, same machine, same run):")
     for key, value in summary.items():
         print(f"  {key.replace('_', ' ')}: {value} /s")
+    if results.get("e2e_cpu_ms_per_payout"):
+        print(
+            "CPU per completed payout, service e2e at 0 ms (ms, medians): "
+            + ", ".join(f"{k} {v}" for k, v in results["e2e_cpu_ms_per_payout"].items())
+        )
     if results.get("scaling"):
         print("scaling (e2e payouts/s by worker concurrency):")
         for k, v in results["scaling"].items():
