@@ -19,7 +19,6 @@ from ledger.payout import Actor
 from ledger.values import PayoutStatus
 from projections.dashboard import overdue_payouts
 from projections.models import PayoutAttempt, PayoutView
-from workers import operator
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -223,6 +222,11 @@ class PayoutViewAdmin(ModelAdmin):
     def resolve_in_doubt(
         self, request: HttpRequest, queryset: QuerySet[PayoutView]
     ) -> None:
+        # Imported when used: the worker modules register their metrics on import,
+        # and the admin is loaded by every command (migrate too), before the
+        # supervisor has made the metrics directory.
+        from workers import operator
+
         self._each(
             request,
             queryset,
@@ -232,6 +236,8 @@ class PayoutViewAdmin(ModelAdmin):
 
     @action(description="Re-drive overdue payouts", permissions=["redrive"])
     def redrive(self, request: HttpRequest, queryset: QuerySet[PayoutView]) -> None:
+        from workers import operator  # as in resolve_in_doubt
+
         self._each(
             request,
             queryset,
