@@ -40,6 +40,18 @@ TERMINAL = [s.value for s in PayoutStatus if s.is_terminal]
 # Chart colours: unfold's primary for creations, its green for settlements.
 CREATED_COLOUR = "var(--color-primary-600)"
 SETTLED_COLOUR = "#16a34a"
+# Side by side with a legend (unfold's default options stack bars and hide it).
+CHART_OPTIONS = json.dumps(
+    {
+        "maintainAspectRatio": False,
+        "maxBarThickness": 10,
+        "plugins": {"legend": {"display": True, "position": "bottom"}},
+        "scales": {
+            "x": {"grid": {"display": False}, "ticks": {"maxTicksLimit": 12}},
+            "y": {"beginAtZero": True, "ticks": {"precision": 0}},
+        },
+    }
+)
 
 
 def dashboard_callback(request: HttpRequest, context: dict[str, Any]) -> dict[str, Any]:
@@ -90,6 +102,7 @@ def dashboard(now: datetime | None = None) -> dict[str, Any]:
             "calls": calls,
             "rate": f"{100 * errors / calls:.1f} %" if calls else "no calls yet",
         },
+        "chart_options": CHART_OPTIONS,
         "hour": chart(per_bucket(now, timedelta(hours=1), TruncMinute, 60), "%H:%M"),
         "day": chart(per_bucket(now, timedelta(days=1), TruncHour, 24), "%H:00"),
         "disabled_endpoints": [

@@ -85,6 +85,9 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = "settings.urls"
+# Unfold's login form has no `next` field: a login at /admin/login/ lands here,
+# not on Django's default /accounts/profile/ (which this service does not serve).
+LOGIN_REDIRECT_URL = "/admin/"
 WSGI_APPLICATION = "settings.wsgi.application"
 
 TEMPLATES = [

@@ -124,7 +124,9 @@ def run(stack: Stack, receiver: ReceiverProcess) -> None:
         assert {d["status"] for d in pages} == {"succeeded"}
         errors = [a["error"] for d in pages for a in d["attempts"]]
         assert any(e.startswith("timeout") for e in errors)
-        assert sum(e == "HTTP 500" for e in errors) == 3
+        # Each 500 the receiver gave is recorded, but for one whose attempt was cut
+        # short by the kill of the webhook process (sent again after the restart).
+        assert 2 <= sum(e == "HTTP 500" for e in errors) <= 3
         metrics = client.get("/metrics").text
         assert "webhook_deliveries" in metrics
         assert not any(c.encode() in stack.logs() for c in CARDS)
