@@ -187,6 +187,16 @@ def test_readyz_and_metrics_report_payouts_in_doubt_and_parked(
     assert "payouts_parked 0.0" in metrics
 
 
+def run_action(operator: Client, action: str, *payout_ids: UUID) -> list[str]:
+    """Run an admin action on these payouts; the messages it answered with."""
+    response = operator.post(
+        "/admin/projections/payoutview/",
+        {"action": action, "_selected_action": [str(i) for i in payout_ids]},
+        follow=True,
+    )
+    return [str(m) for m in response.context["messages"]]
+
+
 def test_resolving_an_in_doubt_payout_records_the_gateways_answer_as_the_operator(
     operator: Client, ledger: Payouts, project: Any
 ) -> None:
@@ -197,13 +207,8 @@ def test_resolving_an_in_doubt_payout_records_the_gateways_answer_as_the_operato
     attempts.in_doubt(payout_id, "ReadTimeout")
     project()
     # when
-    response = operator.post(
-        "/admin/projections/payoutview/",
-        {"action": "resolve_in_doubt", "_selected_action": [str(payout_id)]},
-        follow=True,
-    )
+    shown = run_action(operator, "resolve_in_doubt", payout_id)
     # then: completed from the provider's record, once, by the operator
-    shown = [str(m) for m in response.context["messages"]]
     assert any("completed, from the gateway's record" in m for m in shown), shown
     history = ledger.history(payout_id)
     assert [r.type for r in history][-1] == "Completed"
@@ -220,13 +225,8 @@ def test_resolving_a_payout_the_gateway_never_charged_records_nothing(
     ledger.start_processing(payout_id, actor=TEST_ACTOR)
     project()
     # when
-    response = operator.post(
-        "/admin/projections/payoutview/",
-        {"action": "resolve_in_doubt", "_selected_action": [str(payout_id)]},
-        follow=True,
-    )
+    shown = run_action(operator, "resolve_in_doubt", payout_id)
     # then
-    shown = [str(m) for m in response.context["messages"]]
     assert any("holds no charge" in m for m in shown), shown
     assert [r.type for r in ledger.history(payout_id)] == [
         "Created",
@@ -250,11 +250,7 @@ def test_re_driving_an_overdue_pending_payout_starts_it_as_the_operator_and_queu
         tasks.process_payout, "apply_async", lambda args, **_: queued.append(args)
     )
     # when
-    operator.post(
-        "/admin/projections/payoutview/",
-        {"action": "redrive", "_selected_action": [str(lost), str(parked)]},
-        follow=True,
-    )
+    run_action(operator, "redrive", lost, parked)
     # then
     history = ledger.history(lost)
     assert [r.type for r in history] == ["Created", "ProcessingStarted"]
