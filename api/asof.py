@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from rest_framework.response import Response
     from rest_framework.views import APIView
 
-    from ledger.application import PayoutSnapshot
+    from ledger.records import PayoutSnapshot
 
 AS_OF_HELP = "RFC 3339 instant with a time zone; events at or before it."
 

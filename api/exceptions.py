@@ -25,7 +25,6 @@ from ledger.errors import (
     VersionMismatch,
 )
 from ledger.logcontext import request_id_var
-from ledger.values import TRANSITIONS, PayoutStatus
 
 if TYPE_CHECKING:
     from django.http import HttpRequest
@@ -104,14 +103,14 @@ def flatten(detail: Any, prefix: str = "") -> dict[str, list[str]]:
     return {prefix or "non_field_errors": [str(m) for m in messages]}
 
 
-def transition_problem(current: str, target: str, detail: str) -> dict[str, Any]:
+def transition_problem(exc: InvalidTransition) -> dict[str, Any]:
     return problem(
         409,
         "invalid_transition",
-        detail,
-        current_status=current,
-        requested_status=target,
-        allowed_transitions=[s.value for s in TRANSITIONS[PayoutStatus(current)]],
+        str(exc),
+        current_status=exc.current_status,
+        requested_status=exc.target_status,
+        allowed_transitions=exc.allowed_transitions,
     )
 
 
@@ -133,7 +132,7 @@ def _ledger_problem(exc: Exception) -> dict[str, Any] | None:
     if isinstance(exc, PayoutNotFound):
         return problem(404, "not_found", "No payout with this id.")
     if isinstance(exc, InvalidTransition):
-        return transition_problem(exc.current_status, exc.target_status, str(exc))
+        return transition_problem(exc)
     if isinstance(exc, VersionMismatch):
         return problem(
             412,

@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 
     from rest_framework.request import Request
 
-    from ledger.application import EventRecord, PayoutSnapshot
+    from ledger.records import EventRecord, PayoutSnapshot
 
 MAX_IDEMPOTENCY_KEY = 255
 MAX_VERSION = 999_999_999

@@ -18,7 +18,6 @@ from eventsourcing.persistence import IntegrityError, Mapper, Transcoding
 from eventsourcing.utils import Environment, strtobool
 
 from ledger.binding import BoundMapper
-from ledger.chain import event_hash
 from ledger.errors import (
     ConcurrencyExhausted,
     InvalidRequest,
@@ -29,16 +28,15 @@ from ledger.errors import (
     UnsafeConfiguration,
     VersionMismatch,
 )
-from ledger.payout import EVENT_TYPES, Actor, Payout
+from ledger.payout import Actor, Payout
+from ledger.records import EventRecord, PayoutSnapshot, record, snapshot
 from ledger.values import (
-    TRANSITIONS,
     CardNumber,
     MoneyPolicy,
     PayoutStatus,
     Recipient,
-    bank_account_recipient,
-    card_recipient,
     payout_id_for,
+    recipient_from,
 )
 
 if TYPE_CHECKING:
@@ -46,8 +44,7 @@ if TYPE_CHECKING:
     from datetime import datetime
     from decimal import Decimal
 
-    from eventsourcing.domain import DomainEventProtocol
-    from eventsourcing.persistence import Transcoder
+    from eventsourcing.persistence import JSONTranscoder
     from eventsourcing.utils import EnvType
 
 T = TypeVar("T")
@@ -80,25 +77,6 @@ class NewPayout:
 
 
 @dataclass(frozen=True)
-class PayoutSnapshot:
-    id: uuid.UUID
-    amount: Decimal
-    currency: str
-    recipient: dict[str, Any]
-    description: str
-    status: str
-    failure_code: str | None
-    failure_message: str | None
-    version: int
-    created_at: datetime
-    updated_at: datetime
-
-    @property
-    def allowed_transitions(self) -> list[str]:
-        return [s.value for s in TRANSITIONS[PayoutStatus(self.status)]]
-
-
-@dataclass(frozen=True)
 class PaymentOrder:
     """What a gateway needs to pay: the one place the full recipient leaves the ledger."""
 
@@ -109,20 +87,6 @@ class PaymentOrder:
     status: str
     # Already processing before this call: an earlier attempt may have been charged.
     resumed: bool = False
-
-
-@dataclass(frozen=True)
-class EventRecord:
-    position: int | None
-    payout_id: uuid.UUID
-    version: int
-    type: str
-    occurred_at: datetime
-    actor: dict[str, str]
-    request_id: str
-    data: dict[str, Any]
-    previous_hash: str
-    hash: str
 
 
 @dataclass(frozen=True)
@@ -194,7 +158,7 @@ class Payouts(Application[uuid.UUID]):
             transcoder=self.construct_transcoder(), mapper_class=BoundMapper
         )
 
-    def register_transcodings(self, transcoder: Transcoder) -> None:
+    def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)
         transcoder.register(CardNumberAsStr())
 
@@ -236,11 +200,11 @@ class Payouts(Application[uuid.UUID]):
                 # A fresh uuid4 cannot collide: the library retried a commit whose
                 # acknowledgement was lost, and the stream is this very payout.
                 return CreateOutcome(
-                    _snapshot(self._load(payout_id, version=1)), replayed=False
+                    snapshot(self._load(payout_id, version=1)), replayed=False
                 )
             # A concurrent request with the same key won; answer as its replay.
             return self._replay(payout_id, request_fingerprint, legacy_fingerprint)
-        return CreateOutcome(_snapshot(payout), replayed=False)
+        return CreateOutcome(snapshot(payout), replayed=False)
 
     def start_processing(self, payout_id: uuid.UUID, *, actor: Actor) -> PaymentOrder:
         """Move a pending payout to processing; a payout already there is carried on.
@@ -273,7 +237,7 @@ class Payouts(Application[uuid.UUID]):
             if payout.status != PayoutStatus.COMPLETED:
                 payout.complete(gateway_reference=gateway_reference, actor=actor)
 
-        return _snapshot(self._change(payout_id, decide))
+        return snapshot(self._change(payout_id, decide))
 
     def fail(
         self, payout_id: uuid.UUID, *, code: str, message: str, actor: Actor
@@ -282,7 +246,7 @@ class Payouts(Application[uuid.UUID]):
             if payout.status != PayoutStatus.FAILED:
                 payout.fail(code=code, message=message, actor=actor)
 
-        return _snapshot(self._change(payout_id, decide))
+        return snapshot(self._change(payout_id, decide))
 
     def cancel(
         self,
@@ -293,11 +257,10 @@ class Payouts(Application[uuid.UUID]):
         expected_version: int | None = None,
     ) -> PayoutSnapshot:
         def decide(payout: Payout) -> None:
-            if expected_version is not None and payout.version != expected_version:
-                raise VersionMismatch(payout_id, expected_version, payout.version)
+            _check_version(payout, expected_version)
             payout.cancel(reason=reason, actor=actor)
 
-        return _snapshot(self._change(payout_id, decide))
+        return snapshot(self._change(payout_id, decide))
 
     def request_status(
         self,
@@ -315,12 +278,12 @@ class Payouts(Application[uuid.UUID]):
                 payout_id, reason=reason, actor=actor, expected_version=expected_version
             )
         payout = self._load(payout_id)
-        if expected_version is not None and payout.version != expected_version:
-            raise VersionMismatch(payout_id, expected_version, payout.version)
+        _check_version(payout, expected_version)
         raise InvalidTransition(
             payout_id,
             payout.status.value,
             status,
+            [s.value for s in payout.allowed_transitions()],
             f"A payout cannot be moved to {status} by a client; only cancelling a "
             "pending payout is.",
         )
@@ -335,16 +298,16 @@ class Payouts(Application[uuid.UUID]):
         as_of: datetime | None = None,
     ) -> PayoutSnapshot:
         if as_of is not None:
-            return _snapshot(self._replay_as_of(payout_id, as_of, version))
+            return snapshot(self._replay_as_of(payout_id, as_of, version))
         if version is not None and version < 1:
             raise PayoutNotFound(payout_id)
         payout = self._load(payout_id, version=version)
         if version is not None and payout.version != version:
             raise PayoutNotFound(payout_id)
-        return _snapshot(payout)
+        return snapshot(payout)
 
     def history(self, payout_id: uuid.UUID) -> list[EventRecord]:
-        records = [_record(e, None) for e in self.events.get(payout_id)]
+        records = [record(e, None) for e in self.events.get(payout_id)]
         if not records:
             raise PayoutNotFound(payout_id)
         return records
@@ -353,7 +316,7 @@ class Payouts(Application[uuid.UUID]):
         notifications = self.recorder.select_notifications(
             start=after, limit=limit, inclusive_of_start=False
         )
-        return [_record(self.mapper.to_domain_event(n), n.id) for n in notifications]
+        return [record(self.mapper.to_domain_event(n), n.id) for n in notifications]
 
     def iter_feed(self, *, after: int, batch: int = 500) -> Iterator[EventRecord]:
         """Every event after `after` committed before the first read, `batch` at a time.
@@ -369,7 +332,7 @@ class Payouts(Application[uuid.UUID]):
             if not notifications:
                 return
             for n in notifications:
-                yield _record(self.mapper.to_domain_event(n), n.id)
+                yield record(self.mapper.to_domain_event(n), n.id)
             after = notifications[-1].id
 
     # Internals
@@ -386,7 +349,7 @@ class Payouts(Application[uuid.UUID]):
     ) -> Payout:
         """The payout at its last version recorded at or before `as_of` (or at
         `version`, if that existed by then): one read of the stream."""
-        events = list(self.events.get(payout_id))
+        events: list[Payout.Event] = list(self.events.get(payout_id))  # type: ignore[arg-type]
         existing = [i for i, e in enumerate(events) if e.timestamp <= as_of]
         if not existing:
             raise PayoutNotFound(payout_id)  # not yet
@@ -449,7 +412,13 @@ class Payouts(Application[uuid.UUID]):
             legacy_fingerprint is None or stored != legacy_fingerprint
         ):
             raise RequestMismatch(payout_id)
-        return CreateOutcome(_snapshot(original), replayed=True)
+        return CreateOutcome(snapshot(original), replayed=True)
+
+
+def _check_version(payout: Payout, expected: int | None) -> None:
+    """An If-Match precondition: the client acts on the version it last read."""
+    if expected is not None and payout.version != expected:
+        raise VersionMismatch(payout.id, expected, payout.version)
 
 
 def _validated(policy: MoneyPolicy, request: NewPayout) -> dict[str, Any]:
@@ -463,81 +432,7 @@ def _validated(policy: MoneyPolicy, request: NewPayout) -> dict[str, Any]:
             errors.setdefault(exc.field, []).append(exc.message)
 
     attempt("money", lambda: policy.money(request.amount, request.currency))
-    attempt("recipient", lambda: _recipient(request.recipient))
+    attempt("recipient", lambda: recipient_from(request.recipient))
     if errors:
         raise InvalidRequest(errors)
     return values
-
-
-def _recipient(details: Mapping[str, Any]) -> Recipient:
-    kind = details.get("type")
-    if kind == "card":
-        return card_recipient(details.get("number", ""), details.get("holder", ""))
-    if kind == "bank_account":
-        return bank_account_recipient(
-            details.get("iban", ""), details.get("holder", ""), details.get("bic")
-        )
-    raise InvalidValue("recipient_details.type", f"Unknown recipient type {kind!r}.")
-
-
-def _snapshot(payout: Payout) -> PayoutSnapshot:
-    return PayoutSnapshot(
-        id=payout.id,
-        amount=payout.money.amount,
-        currency=payout.money.currency,
-        recipient=payout.recipient.masked(),
-        description=payout.description,
-        status=payout.status.value,
-        failure_code=payout.failure_code,
-        failure_message=payout.failure_message,
-        version=payout.version,
-        created_at=payout.created_on,
-        updated_at=payout.modified_on,
-    )
-
-
-def _record(event: DomainEventProtocol[Any], position: int | None) -> EventRecord:
-    return EventRecord(
-        position=position,
-        payout_id=event.originator_id,
-        version=event.originator_version,
-        type=EVENT_TYPES[type(event)],
-        occurred_at=event.timestamp,
-        actor={"type": event.actor_type, "id": event.actor_id},  # type: ignore[attr-defined]
-        request_id=event.request_id,  # type: ignore[attr-defined]
-        data=masked_data(event),
-        previous_hash=event.previous_hash,  # type: ignore[attr-defined]
-        hash=event_hash(event),
-    )
-
-
-def masked_data(event: DomainEventProtocol[Any]) -> dict[str, Any]:
-    """An event's own fields as the outside world may see them: no full card number."""
-    if isinstance(event, Payout.Created):
-        recipient = (
-            {
-                "type": "card",
-                "number": event.card_number.masked if event.card_number else None,
-                "holder": event.holder,
-            }
-            if event.recipient_type == "card"
-            else {
-                "type": "bank_account",
-                "iban": event.iban,
-                "bic": event.bic,
-                "holder": event.holder,
-            }
-        )
-        return {
-            "amount": str(event.amount),
-            "currency": event.currency,
-            "recipient_details": recipient,
-            "description": event.description,
-        }
-    if isinstance(event, Payout.Completed):
-        return {"gateway_reference": event.gateway_reference}
-    if isinstance(event, Payout.Failed):
-        return {"failure_reason": {"code": event.code, "message": event.message}}
-    if isinstance(event, Payout.Cancelled):
-        return {"reason": event.reason}
-    return {}

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from uuid import UUID
 
 
@@ -45,6 +46,7 @@ class InvalidTransition(LedgerError):
         payout_id: UUID,
         current_status: str,
         target_status: str,
+        allowed: Sequence[str],
         reason: str = "",
     ) -> None:
         super().__init__(
@@ -54,6 +56,8 @@ class InvalidTransition(LedgerError):
         self.payout_id = payout_id
         self.current_status = current_status
         self.target_status = target_status
+        # What the payout could become instead, for the client's error message.
+        self.allowed_transitions = list(allowed)
 
 
 class VersionMismatch(LedgerError):

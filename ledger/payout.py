@@ -249,7 +249,12 @@ class Payout(Aggregate):
 
     def _require(self, target: PayoutStatus) -> None:
         if target not in TRANSITIONS[self.status]:
-            raise InvalidTransition(self.id, self.status.value, target.value)
+            raise InvalidTransition(
+                self.id,
+                self.status.value,
+                target.value,
+                [s.value for s in TRANSITIONS[self.status]],
+            )
 
     # Mutators: they run on every replay, so they hold no rules.
 

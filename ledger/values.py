@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
@@ -234,6 +235,18 @@ def bank_account_recipient(
             )
         bic_code = str(parsed_bic)
     return BankAccountRecipient(iban=str(parsed), holder=_holder(holder), bic=bic_code)
+
+
+def recipient_from(details: Mapping[str, Any]) -> Recipient:
+    """A recipient from the API's `recipient_details`, whichever its type."""
+    kind = details.get("type")
+    if kind == "card":
+        return card_recipient(details.get("number", ""), details.get("holder", ""))
+    if kind == "bank_account":
+        return bank_account_recipient(
+            details.get("iban", ""), details.get("holder", ""), details.get("bic")
+        )
+    raise InvalidValue("recipient_details.type", f"Unknown recipient type {kind!r}.")
 
 
 def _holder(holder: str) -> str:

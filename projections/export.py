@@ -19,9 +19,9 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ledger.application import masked_data
 from ledger.chain import chain_fields, hash_fields
 from ledger.payout import EVENT_TYPES
+from ledger.records import masked_data
 
 if TYPE_CHECKING:
     from collections.abc import Callable

@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING, Any
 from django.db import connection
 from eventsourcing.utils import get_topic
 
-from ledger.application import masked_data
 from ledger.payout import STATUS_AFTER, Payout
+from ledger.records import masked_data
 from ledger.values import PayoutStatus
 from projections.models import PayoutView
 
