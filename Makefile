@@ -35,12 +35,12 @@ format:
 	$(VENV)/bin/ruff check --fix .
 
 bench: setup
-	$(PY) -m bench $(BENCH_ARGS)
+	$(PY) -m tools.bench $(BENCH_ARGS)
 
 # Money safety under faults, on PostgreSQL + Redis (DATABASE_URL / REDIS_URL servers,
 # default 127.0.0.1): `make chaos CHAOS_ARGS="--seed N"` replays a run.
 chaos: setup
-	$(PY) -m chaos $(CHAOS_ARGS)
+	$(PY) -m tools.chaos $(CHAOS_ARGS)
 
 clean:
 	rm -rf .run

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from bench import report, wrk
-from bench.cli import parse_metric, print_report, summarize
+from tools.bench import report, wrk
+from tools.bench.cli import parse_metric, print_report, summarize
 
 WRK_STDOUT = """Running 10s test @ http://127.0.0.1:8200/api/v1/payouts/
   2 threads and 8 connections

@@ -50,7 +50,7 @@ def test_money_is_safe_under_faults() -> None:
         args += ["--seed", seed]
     started = time.monotonic()
     harness = subprocess.Popen(
-        [sys.executable, "-m", "chaos", *args],
+        [sys.executable, "-m", "tools.chaos", *args],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

@@ -31,7 +31,7 @@ service, and reported as the median of its rounds:
 
     make bench                                            # the full run
     make bench BENCH_ARGS="--list-rows 20000 --rounds 1 --duration 3 --payouts 200"
-    .venv/bin/python -m bench --help
+    .venv/bin/python -m tools.bench --help
 
 Results are printed as a table (figure | baseline | service | ratio) and written to
 bench-results/latest.json. This is a benchmark, never a test: nothing asserts on

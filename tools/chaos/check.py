@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 
 if TYPE_CHECKING:
-    from chaos.load import History
+    from tools.chaos.load import History
 
 # SPEC.md: the event that moves a payout into each status, and the legal moves.
 STATUS_AFTER = {

@@ -34,7 +34,7 @@ import httpx
 import psycopg
 import redis
 
-from chaos.check import (
+from tools.chaos.check import (
     STATUS_AFTER,
     Result,
     Snapshot,
@@ -44,14 +44,14 @@ from chaos.check import (
     snapshot,
     verify_ledger,
 )
-from chaos.faults import (
+from tools.chaos.faults import (
     Injector,
     ensure_postgres_running,
     failpoint_crashes,
     schedule,
 )
-from chaos.load import Load, expected_outcome, plan
-from chaos.proxy import TcpProxy
+from tools.chaos.load import Load, expected_outcome, plan
+from tools.chaos.proxy import TcpProxy
 from tools.stack import BIN, ROOT, Stack, free_port
 from tools.webhook_receiver import ReceiverProcess
 from workers.gateway.fakeserver import DEGRADED_HOLD, HOLD
@@ -78,7 +78,7 @@ def _server(url: str | None) -> str | None:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m chaos",
+        prog="python -m tools.chaos",
         description="Money safety under faults: load, kill -9, broker loss, a "
         "PostgreSQL restart, gateway faults; then check the invariants.",
     )

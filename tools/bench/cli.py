@@ -29,11 +29,11 @@ import psycopg
 import redis
 from psycopg import sql
 
-from bench import ceilings, report, wrk
-from bench.baseline import Baseline, BaselineError
-from bench.cpu import CpuMeter
-from bench.load import STOP, percentile
-from bench.rebuild import parse_summary
+from tools.bench import ceilings, report, wrk
+from tools.bench.baseline import Baseline, BaselineError
+from tools.bench.cpu import CpuMeter
+from tools.bench.load import STOP, percentile
+from tools.bench.rebuild import parse_summary
 from tools.stack import ROOT, Stack, StackError
 
 if TYPE_CHECKING:
@@ -62,7 +62,7 @@ BASELINE_TABLE, BASELINE_FINAL = "payouts_payoutrequest", ("completed", "failed"
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m bench",
+        prog="python -m tools.bench",
         description="The payout ledger beside the baseline, on PostgreSQL + Redis.",
     )
     add = parser.add_argument
@@ -378,7 +378,7 @@ class Run:
         self.results["ceilings"] = {
             "decoded_reads": [
                 stack.run_json(
-                    "-m", "bench.django_side", "read-ceiling",
+                    "-m", "tools.bench.django_side", "read-ceiling",
                     "--seconds", str(args.ceiling_seconds),
                 )["read_ceiling"]
                 for _ in range(args.rounds)
@@ -400,7 +400,9 @@ class Run:
         ]
         step(f"service web ({args.gunicorn_workers}x{args.gunicorn_threads} gthread)")
         stack.start("web")
-        prepared = stack.run_json("-m", "bench.django_side", "prepare", "--rows", "0")
+        prepared = stack.run_json(
+            "-m", "tools.bench.django_side", "prepare", "--rows", "0"
+        )
         seeding["service"]["by_status"] = prepared["facts"]["by_status"]
         service_headers = _service_headers(prepared["key"]["api_key"])
         step(f"baseline web (gunicorn -w {args.baseline_web_workers} -k sync)")
@@ -469,7 +471,7 @@ class Run:
         def seed(slot: int) -> None:
             try:
                 outcomes[slot] = stack.run_json(
-                    "-m", "bench.django_side", "seed", "--rows", str(shares[slot]),
+                    "-m", "tools.bench.django_side", "seed", "--rows", str(shares[slot]),
                     "--rng-seed", str(1000 + slot), timeout=14400,
                 )["seed"]  # fmt: skip
             except BaseException as exc:  # reported below, in the main thread
@@ -539,7 +541,9 @@ class Run:
         self.baseline.flush_broker()
         self.baseline.create_database(baseline_db)
         stack.start("web")
-        prepared = stack.run_json("-m", "bench.django_side", "prepare", "--rows", "0")
+        prepared = stack.run_json(
+            "-m", "tools.bench.django_side", "prepare", "--rows", "0"
+        )
         service_headers = _service_headers(prepared["key"]["api_key"])
         self.baseline.start_web(baseline_db, args.baseline_web_workers)
         loads = {
@@ -556,7 +560,7 @@ class Run:
         self.baseline.flush_broker()
         self.baseline.start_worker(baseline_db, args.baseline_worker_concurrency)
         step("e2e: the create phase projected, the dispatcher moved past it")
-        stack.run_json("-m", "bench.django_side", "catch-up")
+        stack.run_json("-m", "tools.bench.django_side", "catch-up")
         step(
             f"gateway ({args.gateway_latency_ms:g} ms), worker (concurrency "
             f"{args.celery_concurrency}), followers"
@@ -619,7 +623,9 @@ class Run:
         stack = self.stack(name, dbname, **keys, **env)
         step(f"e2e, service only, {env}")
         stack.start("web", "gateway", "worker", "followers")
-        prepared = stack.run_json("-m", "bench.django_side", "prepare", "--rows", "0")
+        prepared = stack.run_json(
+            "-m", "tools.bench.django_side", "prepare", "--rows", "0"
+        )
         load = _post_load(_service_headers(prepared["key"]["api_key"]))
         outcomes = []
         for number in range(1, rounds + 1):

@@ -1,10 +1,10 @@
 """The parts of the benchmark that run inside Django, in a subprocess with the bench
 environment (never in the orchestrating process, which must not read anyone's .env).
 
-    python -m bench.django_side prepare --rows 100000   # user + API key, seed, project
-    python -m bench.django_side catch-up                # project, skip dispatch backlog
-    python -m bench.django_side seed --rows 500000 --rng-seed 1   # events only
-    python -m bench.django_side read-ceiling --seconds 5  # decoded notifications/s
+    python -m tools.bench.django_side prepare --rows 100000   # user + API key, seed, project
+    python -m tools.bench.django_side catch-up                # project, skip dispatch backlog
+    python -m tools.bench.django_side seed --rows 500000 --rng-seed 1   # events only
+    python -m tools.bench.django_side read-ceiling --seconds 5  # decoded notifications/s
 
 Each command prints one JSON object on its last line of stdout.
 """
@@ -241,7 +241,7 @@ def projection_facts() -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.django_side")
+    parser = argparse.ArgumentParser(prog="python -m tools.bench.django_side")
     sub = parser.add_subparsers(dest="command", required=True)
     prepare = sub.add_parser("prepare", help="API key, seed and projection")
     prepare.add_argument("--rows", type=int, default=100_000)

@@ -1,5 +1,5 @@
 from __future__ import annotations
 
-from bench.cli import main
+from tools.chaos.cli import main
 
 raise SystemExit(main())

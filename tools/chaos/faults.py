@@ -29,7 +29,7 @@ from tools.stack import StackError
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from chaos.proxy import TcpProxy
+    from tools.chaos.proxy import TcpProxy
     from tools.stack import Stack
     from tools.webhook_receiver import ReceiverProcess
 

@@ -1,7 +1,7 @@
 """Benchmark of `manage.py rebuild_projections` on PostgreSQL, under read load.
 
-    .venv/bin/python -m bench.rebuild                  # 100,000 payouts, ~300,000 events
-    .venv/bin/python -m bench.rebuild --rows 20000 --keep-db
+    .venv/bin/python -m tools.bench.rebuild                  # 100,000 payouts, ~300,000 events
+    .venv/bin/python -m tools.bench.rebuild --rows 20000 --keep-db
 
 On a private database (`payouts_rebuild_bench`, dropped and recreated): migrate, seed
 payouts through the ledger application (bench.django_side.seed, with nearly every
@@ -29,7 +29,7 @@ from urllib.parse import urlencode
 import httpx
 import psycopg
 
-from bench.load import Sample, latency_summary, new_client
+from tools.bench.load import Sample, latency_summary, new_client
 from tools.stack import ROOT, Stack, StackError
 
 RESULTS = ROOT / "bench-results"
@@ -57,7 +57,7 @@ LISTS = (
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m bench.rebuild")
+    parser = argparse.ArgumentParser(prog="python -m tools.bench.rebuild")
     add = parser.add_argument
     add("--rows", type=int, default=100_000, help="payouts seeded (100000)")
     add("--seed-batch", type=int, default=1000, help="aggregates per ledger save")
@@ -124,7 +124,7 @@ def bench(stack: Stack, args: argparse.Namespace, results: dict[str, Any]) -> bo
 
     step(f"seeding {args.rows} payouts through the ledger, then projecting them")
     prepared = stack.run_json(
-        "-m", "bench.rebuild", "django-prepare", "--rows", str(args.rows),
+        "-m", "tools.bench.rebuild", "django-prepare", "--rows", str(args.rows),
         "--batch", str(args.seed_batch),
     )  # fmt: skip
     results["seed"] = prepared["seed"]
@@ -160,7 +160,7 @@ def bench(stack: Stack, args: argparse.Namespace, results: dict[str, Any]) -> bo
 
     after = {"checksum": stack.sql(CHECKSUM)[0], "indexes": stack.sql(INDEXES)}
     step("the library's decoded read rate (select_notifications + mapper)")
-    results["decoded_read"] = stack.run_json("-m", "bench.rebuild", "django-read")
+    results["decoded_read"] = stack.run_json("-m", "tools.bench.rebuild", "django-read")
     lines = output.strip().splitlines()
     summary = next((x for x in lines if x.startswith("rebuilt")), output.strip())
     phases = next((x for x in lines if x.startswith("phases:")), "")
@@ -282,9 +282,11 @@ def print_table(results: dict[str, Any]) -> None:
 
 
 def django_prepare(argv: list[str]) -> int:
-    from bench import django_side
+    from tools.bench import django_side
 
-    parser = argparse.ArgumentParser(prog="python -m bench.rebuild django-prepare")
+    parser = argparse.ArgumentParser(
+        prog="python -m tools.bench.rebuild django-prepare"
+    )
     parser.add_argument("--rows", type=int, required=True)
     parser.add_argument("--batch", type=int, default=1000)
     args = parser.parse_args(argv)
@@ -308,7 +310,7 @@ def _ratio(rebuild: float | None, read: float | None) -> str:
 def django_read(batch: int = 1000) -> int:
     """What the rebuild is measured against: every notification read through the
     library's recorder, `batch` at a time, and decoded by the ledger's mapper."""
-    from bench import django_side
+    from tools.bench import django_side
 
     django_side._setup_django()
     from ledger.apps import get_payouts
