@@ -80,6 +80,8 @@ class ApiKeyAdmin(ModelAdmin):
         # A key acts as its user: making one for someone else is acting as them, so
         # only a superuser may pick another user.
         if db_field.name == "user" and not request.user.is_superuser:
+            # The admin site serves active staff only: never an anonymous user.
+            assert request.user.is_authenticated
             kwargs["queryset"] = User.objects.filter(pk=request.user.pk)
             kwargs["initial"] = request.user.pk
         return super().formfield_for_foreignkey(db_field, request, **kwargs)

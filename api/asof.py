@@ -81,7 +81,8 @@ class AsOfPagination(KeysetPagination):
         self.replay, self.statuses = replay, statuses
         self.scan_limit = max(1, scan_limit)  # 0 would never get anywhere
 
-    def paginate_queryset(
+    # A QuerySet only, as KeysetPagination's (DRF's method may take a sequence too).
+    def paginate_queryset(  # type: ignore[override]
         self, queryset: QuerySet[Any], request: Request, view: APIView | None = None
     ) -> list[Any]:
         self.read_parameters(request)

@@ -217,8 +217,8 @@ def problem_exception_handler(
         )
     else:
         code = next((c for t, c in _DRF_CODES.items() if isinstance(exc, t)), "error")
-        detail = exc.detail if isinstance(exc, exceptions.APIException) else str(exc)
-        body = problem(response.status_code, code, str(detail))
+        shown = exc.detail if isinstance(exc, exceptions.APIException) else str(exc)
+        body = problem(response.status_code, code, str(shown))
     headers = {
         k: v
         for k, v in response.items()

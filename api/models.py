@@ -7,10 +7,14 @@ import secrets
 import threading
 import time
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
 
 PREFIX_LENGTH = 12  # "pl_" and 9 random characters: not secret, shown in the admin
 
@@ -102,7 +106,7 @@ class ApiKey(models.Model):
 
     @classmethod
     def issue(
-        cls, user: object, name: str = "", expires_at: datetime | None = None
+        cls, user: User, name: str = "", expires_at: datetime | None = None
     ) -> tuple[ApiKey, str]:
         """Create a key; the plain key is returned once and never stored."""
         prefix = "pl_" + secrets.token_hex(PREFIX_LENGTH)[: PREFIX_LENGTH - 3]

@@ -8,12 +8,14 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.negotiation import DefaultContentNegotiation
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from rest_framework.renderers import BaseRenderer
 
 
 class ContentNegotiation(DefaultContentNegotiation):
     def filter_renderers(
-        self, renderers: list[BaseRenderer], wanted: str
+        self, renderers: Iterable[BaseRenderer], wanted: str
     ) -> list[BaseRenderer]:
         matching = [r for r in renderers if r.format == wanted]
         if not matching:

@@ -77,7 +77,9 @@ class KeysetPagination(BasePagination):
     default_limit = 50
     max_limit = 200
 
-    def paginate_queryset(
+    # Narrower than DRF's method, which may also be given a plain sequence: a keyset
+    # walk filters and orders, so it takes a QuerySet only (every view using it has one).
+    def paginate_queryset(  # type: ignore[override]
         self, queryset: QuerySet[Any], request: Request, view: APIView | None = None
     ) -> list[Any]:
         self.read_parameters(request)

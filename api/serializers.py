@@ -197,7 +197,9 @@ class HistoryEntryOutput(serializers.Serializer):
     occurred_at = serializers.DateTimeField()
     actor = ActorOutput()
     request_id = serializers.CharField(allow_blank=True)
-    data = serializers.DictField(
+    # A field named like Serializer.data: DRF's metaclass moves declared fields out
+    # of the class, so the property is untouched at runtime; the stubs cannot say so.
+    data = serializers.DictField(  # type: ignore[assignment]
         help_text="The event's own fields, card number masked."
     )
     previous_hash = serializers.CharField(
@@ -222,7 +224,9 @@ class ProblemOutput(serializers.Serializer):
     status = serializers.IntegerField()
     detail = serializers.CharField()
     code = serializers.CharField()
-    errors = serializers.DictField(
+    # Named like Serializer.errors, which it leaves untouched at runtime (see `data`
+    # of HistoryEntryOutput).
+    errors = serializers.DictField(  # type: ignore[assignment]
         child=serializers.ListField(child=serializers.CharField()),
         help_text='Each bad field (dotted path, e.g. "recipient_details.number") to its messages.',
     )

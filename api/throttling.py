@@ -31,7 +31,7 @@ def shared_redis() -> redis.Redis | None:
     config = settings.CACHES["default"]
     if not config["BACKEND"].endswith("RedisCache"):
         return None
-    options = config.get("OPTIONS", {})
+    options: dict[str, float] = config.get("OPTIONS", {})
     return redis.Redis.from_url(
         config["LOCATION"],
         socket_connect_timeout=options.get("socket_connect_timeout"),
@@ -68,10 +68,16 @@ class PerUserThrottle(UserRateThrottle):
     """API_THROTTLE_RATE per user (keys count as their user); 429 with Retry-After."""
 
     scope = "user"
+    # Set by SimpleRateThrottle.__init__ from the rate (None without one); the stubs
+    # do not declare them.
+    num_requests: int | None
+    duration: int | None
 
     def allow_request(self, request: Request, view: APIView) -> bool:
         if self.rate is None:
             return True
+        # parse_rate gives both for any rate.
+        assert self.num_requests is not None and self.duration is not None
         key = self.get_cache_key(request, view)
         if key is None:
             return True

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 from uuid import UUID
 
 from django.conf import settings
@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
 
     from rest_framework.request import Request
+    from rest_framework.serializers import ListSerializer
 
     from ledger.records import EventRecord, PayoutSnapshot
 
@@ -204,7 +205,8 @@ class PayoutDetailView(APIView):
         try:
             as_of = parse_as_of(request.query_params.get("as_of"))
         except ValidationError as exc:
-            errors.update(exc.detail)  # type: ignore[arg-type]
+            # parse_as_of raises with a dict of messages: {"as_of": [...]}.
+            errors.update(cast("dict[str, list[str]]", exc.detail))
         if errors:
             raise ValidationError(errors)
         payout = get_payouts().get_payout(payout_id, version=version, as_of=as_of)
@@ -315,7 +317,12 @@ def _ndjson(records: Iterable[EventRecord], batch: int) -> Iterator[bytes]:
 
 
 def _ndjson_lines(records: list[EventRecord]) -> bytes:
-    entries = FeedEntryOutput([_history_entry(r) for r in records], many=True).data
+    # many=True makes a ListSerializer (BaseSerializer.__new__); the stubs type it as
+    # the class called.
+    entries = cast(
+        "ListSerializer[dict[str, Any]]",
+        FeedEntryOutput([_history_entry(r) for r in records], many=True),
+    ).data
     return b"".join(json.dumps(entry).encode() + b"\n" for entry in entries)
 
 

@@ -8,7 +8,7 @@ import hashlib
 import time
 import zlib
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 from uuid import UUID
 
 from django.conf import settings
@@ -347,11 +347,13 @@ def _batches(
         beyond = ids[-1]
         grouped: dict[UUID, list[tuple[Notification, Any, str]]] = {i: [] for i in ids}
         for notification in table.events_of(ids):
+            # EventTable reads every stream id as a UUID.
+            stream_id = cast("UUID", notification.originator_id)
             try:
                 event = payouts.mapper.to_domain_event(notification)
             except TamperedEvent:
                 raise Discrepancy(
-                    notification.originator_id,
+                    stream_id,
                     f"event v{notification.originator_version} "
                     f"({notification.topic.rsplit('.', 1)[-1]}) at position "
                     f"{notification.id} cannot be decrypted under its stream id, version "
@@ -360,13 +362,11 @@ def _batches(
                 ) from None
             except Exception as exc:
                 raise Discrepancy(
-                    notification.originator_id,
+                    stream_id,
                     f"event v{notification.originator_version} cannot be decrypted or "
                     f"decoded ({type(exc).__name__}): its stored bytes were altered or forged",
                 ) from None
-            grouped[notification.originator_id].append(
-                (notification, event, event_hash(event))
-            )
+            grouped[stream_id].append((notification, event, event_hash(event)))
         yield [(payout_id, grouped[payout_id]) for payout_id in ids]
         if progress:
             progress(len(ids))
@@ -458,7 +458,7 @@ def _check_copies(payouts: Payouts) -> None:
     catches copies of the unbound ones of legacy streams."""
     for copy in EventTable(payouts).unbound_copies():
         raise Discrepancy(
-            copy.originator_id,
+            cast("UUID", copy.originator_id),  # EventTable reads stream ids as UUIDs
             f"event v{copy.originator_version} at position {copy.id} is a byte-for-"
             "byte copy of an event stored in another row: a cloned legacy event",
         )

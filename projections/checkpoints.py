@@ -99,6 +99,8 @@ def seal(
     key: Ed25519PrivateKey,
 ) -> None:
     """Number, link, digest and sign a new checkpoint (not saved)."""
+    # `sequence` is nullable (unsequenced history rows), but `previous` is the head
+    # of the chain, whose checkpoints all have one.
     checkpoint.sequence = previous.sequence + 1 if previous else 1  # type: ignore[operator]
     checkpoint.previous_digest = (
         previous.checkpoint_digest if previous else GENESIS_DIGEST
@@ -136,6 +138,8 @@ def check_chain(
             "or pass --public-key"
         )
     previous: LedgerCheckpoint | None = None
+    # The chain's checkpoints all have a `sequence` (the field is nullable for the
+    # unsequenced history rows, never given here): hence the ignores below.
     for checkpoint in checkpoints:
         number = checkpoint.sequence
         expected = previous.sequence + 1 if previous else 1  # type: ignore[operator]

@@ -4,7 +4,7 @@ batches, to run in constant memory."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ParamSpec, TypeVar, cast
 from uuid import UUID
 
 from eventsourcing.persistence import InterfaceError, Notification, OperationalError
@@ -12,14 +12,31 @@ from eventsourcing.utils import retry
 from psycopg import sql
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
     from ledger.application import Payouts
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+# Parameters of one query, in the driver's placeholders' order.
+_Params = tuple[object, ...]
+
+
+def _retried(func: Callable[_P, _R]) -> Callable[_P, _R]:
+    """As the library's own reads: a pooled connection that died (a database restart)
+    fails once and is discarded; the retry takes a live one. (The library's `retry`
+    is typed Any to Any; this keeps the signature of what it wraps.)"""
+    wrapped: Callable[_P, _R] = retry(
+        (InterfaceError, OperationalError), max_attempts=5, wait=0.2
+    )(func)
+    return wrapped
 
 
 class EventTable:
     def __init__(self, payouts: Payouts) -> None:
         self.recorder = payouts.recorder
+        # Both the Postgres and the SQLite recorder have these; the ApplicationRecorder
+        # interface the application is typed with does not declare them.
         self.datastore = self.recorder.datastore  # type: ignore[attr-defined]
         self.postgres = type(self.datastore).__name__.startswith("Postgres")
         table = self.recorder.events_table_name  # type: ignore[attr-defined]
@@ -36,20 +53,17 @@ class EventTable:
             self.param = "?"
             self.position = "rowid"
 
-    # As the library's own reads: a pooled connection that died (a database restart)
-    # fails once and is discarded; the retry takes a live one.
-    @retry((InterfaceError, OperationalError), max_attempts=5, wait=0.2)
-    def _rows(self, query: str, params: tuple[object, ...]) -> list[tuple[object, ...]]:
+    @_retried
+    def _rows(self, query: str, params: _Params) -> list[tuple[object, ...]]:
         with self.datastore.transaction(commit=False) as cursor:
             cursor.execute(query, params)
             rows = cursor.fetchall()
         # psycopg connections of the library return dicts, sqlite3 returns Rows.
         return [tuple(r.values()) if isinstance(r, dict) else tuple(r) for r in rows]
 
-    def _range(
-        self, after: int | None, until: int | None
-    ) -> tuple[str, tuple[int, ...]]:
-        clauses, params = [], []
+    def _range(self, after: int | None, until: int | None) -> tuple[str, _Params]:
+        clauses: list[str] = []
+        params: list[int] = []
         if after is not None:
             clauses.append(f"{self.position} > {self.param}")
             params.append(after)
@@ -60,16 +74,23 @@ class EventTable:
 
     def count_streams(self, after: int | None = None, until: int | None = None) -> int:
         where, params = self._range(after, until)
-        rows = self._rows(
-            f"SELECT COUNT(DISTINCT originator_id) FROM {self.table} WHERE 1=1{where}",
-            params,
+        rows = cast(
+            "list[tuple[int]]",
+            self._rows(
+                f"SELECT COUNT(DISTINCT originator_id) FROM {self.table} "
+                f"WHERE 1=1{where}",
+                params,
+            ),
         )
-        return int(rows[0][0])  # type: ignore[call-overload]
+        return int(rows[0][0])
 
     def count_events(self, after: int | None = None, until: int | None = None) -> int:
         where, params = self._range(after, until)
-        rows = self._rows(f"SELECT COUNT(*) FROM {self.table} WHERE 1=1{where}", params)
-        return int(rows[0][0])  # type: ignore[call-overload]
+        rows = cast(
+            "list[tuple[int]]",
+            self._rows(f"SELECT COUNT(*) FROM {self.table} WHERE 1=1{where}", params),
+        )
+        return int(rows[0][0])
 
     def stream_ids(
         self,
@@ -84,7 +105,7 @@ class EventTable:
         where, params = self._range(after, until)
         if beyond is not None:
             where += f" AND originator_id > {self.param}"
-            params = (*params, beyond if self.postgres else beyond.hex)  # type: ignore[assignment]
+            params = (*params, beyond if self.postgres else beyond.hex)
         rows = self._rows(
             f"SELECT DISTINCT originator_id FROM {self.table} WHERE 1=1{where} "
             f"ORDER BY originator_id LIMIT {int(limit)}",
@@ -100,6 +121,7 @@ class EventTable:
         if not ids:
             return []
         where, range_params = self._range(None, until)
+        params: _Params
         if self.postgres:
             among, params = "= ANY(%s)", (list(ids),)
         else:
@@ -114,15 +136,19 @@ class EventTable:
             "ORDER BY originator_id, originator_version"
         )
         params = (*params, *range_params)
+        # Postgres gives a stream id as a UUID, SQLite as its hex string.
+        rows = cast(
+            "list[tuple[int, UUID | str, int, str, bytes]]", self._rows(query, params)
+        )
         return [
             Notification(
-                id=int(position),  # type: ignore[call-overload]
+                id=int(position),
                 originator_id=ident if isinstance(ident, UUID) else UUID(str(ident)),
-                originator_version=int(version),  # type: ignore[call-overload]
+                originator_version=int(version),
                 topic=str(topic),
-                state=bytes(state),  # type: ignore[arg-type]
+                state=bytes(state),
             )
-            for position, ident, version, topic, state in self._rows(query, params)
+            for position, ident, version, topic, state in rows
         ]
 
     def unbound_copies(self, limit: int = 10) -> list[Notification]:
@@ -133,19 +159,19 @@ class EventTable:
             if self.postgres
             else "substr(state, 1, 4) <> X'524B4302'"
         )
-        rows = self._rows(
+        query = (
             f"SELECT position, originator_id, originator_version, topic FROM ("
             f"SELECT {self.position} AS position, originator_id, originator_version, "
             f"topic, row_number() OVER (PARTITION BY state ORDER BY {self.position}) "
             f"AS nth FROM {self.table} WHERE {head}) AS ranked "
-            f"WHERE nth > 1 ORDER BY position LIMIT {int(limit)}",
-            (),
+            f"WHERE nth > 1 ORDER BY position LIMIT {int(limit)}"
         )
+        rows = cast("list[tuple[int, UUID | str, int, str]]", self._rows(query, ()))
         return [
             Notification(
-                id=int(position),  # type: ignore[call-overload]
+                id=int(position),
                 originator_id=ident if isinstance(ident, UUID) else UUID(str(ident)),
-                originator_version=int(version),  # type: ignore[call-overload]
+                originator_version=int(version),
                 topic=str(topic),
                 state=b"",
             )
@@ -155,7 +181,11 @@ class EventTable:
     def copies_of(self, state: bytes) -> int:
         """How many events are stored with exactly these bytes (a scan: for the rare
         unbound blobs of legacy streams only)."""
-        rows = self._rows(
-            f"SELECT COUNT(*) FROM {self.table} WHERE state = {self.param}", (state,)
+        rows = cast(
+            "list[tuple[int]]",
+            self._rows(
+                f"SELECT COUNT(*) FROM {self.table} WHERE state = {self.param}",
+                (state,),
+            ),
         )
-        return int(rows[0][0])  # type: ignore[call-overload]
+        return int(rows[0][0])

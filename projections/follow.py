@@ -9,7 +9,7 @@ import logging
 import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO
 
 import psycopg
 from django.conf import settings
@@ -88,7 +88,7 @@ class _FileSignals:
     def __init__(self, name: str, poll: float = 0.05) -> None:
         self.path = Path(settings.RUN_DIR) / f"{name}.lock"
         self.poll = poll
-        self.handle: object | None = None
+        self.handle: TextIO | None = None
 
     def acquire(self, stop: threading.Event) -> bool:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -109,7 +109,7 @@ class _FileSignals:
 
     def release(self) -> None:
         if self.handle is not None:
-            self.handle.close()  # type: ignore[attr-defined]
+            self.handle.close()
             self.handle = None
 
 
@@ -123,6 +123,8 @@ def follow(
 ) -> None:
     """Run one follower until `stop` is set. Errors are logged and retried with
     backoff; the position only moves inside a committed batch, so nothing is lost."""
+    # channel_name: an attribute of the PostgreSQL recorder only, not declared by the
+    # ApplicationRecorder interface the application is typed with.
     signals = (
         _PostgresSignals(follower.name, payouts.recorder.channel_name)  # type: ignore[attr-defined]
         if settings.IS_POSTGRES

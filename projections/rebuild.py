@@ -493,7 +493,10 @@ class Check:
         for payout_id, stream in groupby(events, key=lambda e: e.originator_id):
             stored = list(stream)
             payout: Any = None
-            for event in stored:  # what Repository.get does, minus a slow assert
+            # What Repository.get does, minus a slow assert. The mapper is typed to give
+            # the library's DomainEventProtocol, which does not declare `mutate` (every
+            # event of a Payout stream is an aggregate event, which has it).
+            for event in stored:
                 payout = self.payouts.mapper.to_domain_event(event).mutate(payout)  # type: ignore[attr-defined]
             yield UUID(str(payout_id)), _expected(payout, stored[-1].id)
 

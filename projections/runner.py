@@ -36,7 +36,11 @@ class Follower(Protocol):
     """Something derived from the log: handles a batch inside the caller's transaction."""
 
     name: str
-    topics: Sequence[str]
+
+    @property
+    def topics(self) -> Sequence[str]:
+        """The event topics it follows (read only: a tuple of them will do)."""
+        ...
 
     def handle(self, batch: Batch) -> None: ...
 

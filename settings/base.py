@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -145,7 +146,8 @@ STORAGES = {
 }
 
 REDIS_URL = env.str("REDIS_URL", default="")
-CACHES = {
+# Typed as Django declares the setting: each backend takes keys of its own.
+CACHES: dict[str, dict[str, Any]] = {
     "default": {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
         "LOCATION": REDIS_URL,

@@ -13,7 +13,8 @@ VISIBILITY_TIMEOUT = 900
 
 if _redis_url:
     CELERY_BROKER_URL = _redis_url
-    CELERY_BROKER_TRANSPORT_OPTIONS = {
+    # Each transport takes options of its own: Redis numbers, the filesystem paths.
+    CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, int | str] = {
         "visibility_timeout": VISIBILITY_TIMEOUT,
         # Fail a publish fast when Redis is gone: the dispatcher keeps its position
         # and tries again, the request path never publishes at all.

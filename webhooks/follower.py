@@ -63,7 +63,7 @@ class WebhookFollower:
         endpoints = list(WebhookEndpoint.objects.only("id", "event_types"))
         if not endpoints:
             return
-        rows = []
+        rows: list[WebhookDelivery] = []
         for event, position in batch:
             kind = webhook_type(event)
             subscribed = [e for e in endpoints if kind in e.event_types]

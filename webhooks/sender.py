@@ -67,7 +67,8 @@ def signing_secrets(endpoint: WebhookEndpoint, now: datetime) -> list[str]:
     """The current secret, and the previous one while its overlap lasts."""
     found = [unseal(endpoint.secret, endpoint.id)]
     if endpoint.previous_secret_active(now):
-        found.append(unseal(endpoint.previous_secret, endpoint.id))  # type: ignore[arg-type]
+        assert endpoint.previous_secret is not None  # active: one is kept
+        found.append(unseal(endpoint.previous_secret, endpoint.id))
     return found
 
 

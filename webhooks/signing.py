@@ -39,7 +39,8 @@ def seal(secret: str, endpoint_id: UUID) -> bytes:
     return _cipher().seal(secret.encode(), endpoint_id.bytes)
 
 
-def unseal(sealed: bytes, endpoint_id: UUID) -> str:
+def unseal(sealed: bytes | memoryview, endpoint_id: UUID) -> str:
+    # A BinaryField's value: bytes, or a memoryview from some database drivers.
     return _cipher().unseal(bytes(sealed), endpoint_id.bytes).decode()
 
 

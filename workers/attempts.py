@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import uuid
 from datetime import timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from django.conf import settings
 from django.db import connection
@@ -24,6 +24,8 @@ if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
     from datetime import datetime
     from uuid import UUID
+
+    from django.db.models import Field
 
 # Past this many failures that are not the provider's, a payout is parked: kept out
 # of the sweeps and shown to operators instead of retried in a loop.
@@ -54,12 +56,12 @@ class Lease:
         self.settled = True
 
 
-def _db(field: str, value: object) -> object:
+def _db(field: str, value: UUID | datetime) -> UUID | datetime | str:
     # Raw SQL gets values as the model's field would store them (SQLite keeps a
-    # uuid as 32 hex characters and datetimes as text).
-    return PayoutAttempt._meta.get_field(field).get_db_prep_value(
-        value, connection, prepared=False
-    )
+    # uuid as 32 hex characters and datetimes as text). Each name is of a column of
+    # the model, never of a relation.
+    column = cast("Field[object, object]", PayoutAttempt._meta.get_field(field))
+    return column.get_db_prep_value(value, connection, prepared=False)
 
 
 def _take(payout_id: UUID, holder: str, now: datetime) -> bool:

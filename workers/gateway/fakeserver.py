@@ -267,7 +267,7 @@ def _valid(body: Any) -> bool:
 def make_handler(
     ledger: Ledger, latency: float, faults: Faults | None = None
 ) -> type[BaseHTTPRequestHandler]:
-    faults = faults or Faults()
+    injected = faults or Faults()
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -298,7 +298,7 @@ def make_handler(
             length = int(self.headers.get("Content-Length") or 0)
             try:
                 self._send(
-                    200, faults.configure(dict(json.loads(self.rfile.read(length))))
+                    200, injected.configure(dict(json.loads(self.rfile.read(length))))
                 )
             except (ValueError, TypeError) as exc:
                 self._send(400, _error("invalid_request", str(exc)))
@@ -347,7 +347,7 @@ def make_handler(
             if ledger.degraded(key, body):
                 self._send(503, _error("temporarily_unavailable", "Degraded."))
                 return
-            fault = faults.draw()
+            fault = injected.draw()
             if fault == "error":
                 self._send(503, _error("temporarily_unavailable", "Injected fault."))
                 return
@@ -356,13 +356,13 @@ def make_handler(
                 return
             if fault == "slow_before":
                 # Charges only after the caller has given up waiting.
-                time.sleep(faults.slow_seconds)
+                time.sleep(injected.slow_seconds)
             status, result, replayed = ledger.charge(key, body)
             if fault == "accept_reset":
                 self._drop()
                 return
             if fault == "slow":
-                time.sleep(faults.slow_seconds)
+                time.sleep(injected.slow_seconds)
             self._send(
                 status, result, {"Idempotent-Replayed": "true"} if replayed else {}
             )

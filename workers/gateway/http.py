@@ -113,6 +113,7 @@ class HttpGateway:
 
 def _charge_body(order: PaymentOrder) -> dict[str, Any]:
     recipient = order.recipient
+    destination: dict[str, str | None]
     if isinstance(recipient, CardRecipient):
         destination = {
             "type": "card",
