@@ -5,11 +5,8 @@ With REQUIRE_SERVICES=1 (CI), a test that would be skipped for a missing service
 
 from __future__ import annotations
 
-import os
-import sqlite3
 from typing import TYPE_CHECKING, Any
 
-import psycopg
 import pytest
 from django.conf import settings
 from django.contrib.auth.models import Group, User
@@ -17,21 +14,17 @@ from rest_framework.test import APIClient
 
 from api.models import ApiKey
 from api.permissions import AUDITORS_GROUP
-from ledger.application import NewPayout, Payouts
+from ledger.application import Payouts
 from ledger.apps import get_payouts, reset_payouts
-from ledger.payout import Actor
 from projections.projectors import PayoutViewProjection
 from projections.runner import drain
+from tests.fakes import POPO_ENV, in_memory_broker
+from tests.support import REQUIRE_SERVICES, wipe_event_store
 from workers import tasks
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
     from pathlib import Path
-
-REQUIRE_SERVICES = os.environ.get("REQUIRE_SERVICES") == "1"
-# The library also reads os.environ, where `.env` may have put CIPHER_KEY: without
-# the cipher topic of settings.EVENT_STORE it would pick a cipher that is not installed.
-POPO_ENV = {"PERSISTENCE_MODULE": "eventsourcing.popo", "CIPHER_KEY": ""}
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
@@ -51,32 +44,6 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 def payouts() -> Payouts:
     """The ledger on in-memory (POPO) persistence: no database."""
     return Payouts(env=POPO_ENV)
-
-
-def service_connection() -> psycopg.Connection:
-    """A connection of its own to the test database, with the service's role (what an
-    intruder with the service's credentials, or another process, would hold)."""
-    db = settings.DATABASES["default"]
-    return psycopg.connect(
-        dbname=db["NAME"],
-        host=db.get("HOST") or "127.0.0.1",
-        port=db.get("PORT") or 5432,
-        user=db.get("USER") or "postgres",
-        password=db.get("PASSWORD") or None,
-        autocommit=True,
-    )
-
-
-def wipe_event_store() -> None:
-    """Events are written on the library's own connections, outside the test's
-    transaction, so they are removed by hand to keep tests independent."""
-    store = settings.EVENT_STORE
-    if store["PERSISTENCE_MODULE"] == "eventsourcing.postgres":
-        with service_connection() as conn:
-            conn.execute(f"TRUNCATE {store['POSTGRES_SCHEMA']}.payouts_events")
-    else:
-        with sqlite3.connect(store["SQLITE_DBNAME"]) as conn:
-            conn.execute("DELETE FROM stored_events")
 
 
 @pytest.fixture(scope="session")
@@ -154,44 +121,8 @@ def use_gateway(monkeypatch: pytest.MonkeyPatch) -> Callable[[Any], None]:
     return use
 
 
-def card_payout(number: str = "4242424242424242", **overrides: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "amount": "1500.00",
-        "currency": "EUR",
-        "recipient_details": {
-            "type": "card",
-            "number": number,
-            "holder": "Ada Lovelace",
-        },
-        "description": "Invoice 118",
-    }
-    body.update(overrides)
-    return body
-
-
-def bank_payout(**overrides: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "amount": "250000",
-        "currency": "JPY",
-        "recipient_details": {
-            "type": "bank_account",
-            "iban": "DE89370400440532013000",
-            "bic": "COBADEFFXXX",
-            "holder": "Grace Hopper",
-        },
-    }
-    body.update(overrides)
-    return body
-
-
-def new_payout(**overrides: Any) -> NewPayout:
-    body = card_payout(**overrides)
-    return NewPayout(
-        amount=body["amount"],
-        currency=body["currency"],
-        recipient=body["recipient_details"],
-        description=body["description"],
-    )
-
-
-TEST_ACTOR = Actor("user", "tester", "req-1")
+@pytest.fixture
+def memory_broker() -> Iterator[None]:
+    """An in-process broker: the developer's queue never sees a test message."""
+    with in_memory_broker():
+        yield

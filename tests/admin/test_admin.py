@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from api.models import ApiKey
 from projections.models import PayoutView
-from tests.conftest import TEST_ACTOR, new_payout
+from tests.builders import TEST_ACTOR, new_payout
 from workers import attempts, tasks
 from workers.gateway import get_gateway
 

@@ -1,8 +1,7 @@
-"""HTTP-level helpers: problem documents, a deterministic clock, payouts in any state."""
+"""API fixtures: a deterministic clock, money settings, payouts in any state."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -12,44 +11,12 @@ import pytest
 from eventsourcing.domain import CanCreateTimestamp
 
 from ledger.apps import money_policy
-from tests.conftest import TEST_ACTOR, card_payout
+from tests.builders import TEST_ACTOR
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from django.http import HttpResponse
-    from rest_framework.test import APIClient
-
     from ledger.application import Payouts
-
-PAYOUTS = "/api/v1/payouts/"
-EVENTS = "/api/v1/events/"
-PROBLEM_FIELDS = {"type", "title", "status", "detail", "errors"}
-
-
-def detail_url(payout_id: str | UUID) -> str:
-    return f"{PAYOUTS}{payout_id}/"
-
-
-def history_url(payout_id: str | UUID) -> str:
-    return f"{PAYOUTS}{payout_id}/history/"
-
-
-def assert_problem(response: HttpResponse, status: int) -> dict[str, Any]:
-    """The response is an RFC 9457 problem document with this status; returns it."""
-    assert response.status_code == status, response.content
-    assert response["Content-Type"].startswith("application/problem+json")
-    body = json.loads(response.content)
-    assert body.keys() >= PROBLEM_FIELDS
-    assert body["status"] == status
-    assert isinstance(body["errors"], dict)
-    return body
-
-
-def post_payout(client: APIClient, body: Any = None, **headers: str) -> HttpResponse:
-    return client.post(
-        PAYOUTS, card_payout() if body is None else body, format="json", **headers
-    )
 
 
 @dataclass

@@ -12,8 +12,7 @@ from urllib.parse import quote
 import pytest
 from rest_framework.test import APIClient
 
-from ledger.payout import Actor
-from tests.api.conftest import (
+from tests.api.support import (
     EVENTS,
     PAYOUTS,
     assert_problem,
@@ -21,9 +20,8 @@ from tests.api.conftest import (
     history_url,
     post_payout,
 )
-from tests.conftest import bank_payout, card_payout, new_payout
+from tests.builders import SEEDER, bank_payout, card_payout, new_payout
 
-SEEDER = Actor("user", "seeder")
 NDJSON = "application/x-ndjson"
 
 

@@ -11,7 +11,7 @@ from rest_framework.test import APIClient
 
 from api.models import ApiKey
 from api.throttling import PerUserThrottle
-from tests.api.conftest import (
+from tests.api.support import (
     EVENTS,
     PAYOUTS,
     assert_problem,
@@ -19,7 +19,7 @@ from tests.api.conftest import (
     history_url,
     post_payout,
 )
-from tests.conftest import card_payout
+from tests.builders import card_payout
 
 SOME_ID = "0b6f6a4e-8a36-4a52-a0b3-2ab1d0c7f9d1"
 # Every operation of the API: (method, path, body).

@@ -21,7 +21,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from api.models import ApiKey
-from tests.api.conftest import PAYOUTS, assert_problem
+from tests.api.support import PAYOUTS, assert_problem
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

@@ -18,7 +18,7 @@ from api import models as api_models
 from api import throttling
 from api.lockout import refuse_if_locked
 from api.models import ApiKey
-from tests.api.conftest import PAYOUTS, assert_problem
+from tests.api.support import PAYOUTS, assert_problem
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User

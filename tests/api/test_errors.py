@@ -11,8 +11,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.api.conftest import EVENTS, PAYOUTS, assert_problem, detail_url, history_url
-from tests.conftest import card_payout
+from tests.api.support import EVENTS, PAYOUTS, assert_problem, detail_url, history_url
+from tests.builders import card_payout
 
 SOME_ID = "0b6f6a4e-8a36-4a52-a0b3-2ab1d0c7f9d1"
 FUZZ = settings(

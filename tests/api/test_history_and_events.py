@@ -8,11 +8,9 @@ import uuid
 import pytest
 from rest_framework.test import APIClient
 
-from ledger.payout import Actor
-from tests.api.conftest import EVENTS, assert_problem, history_url, post_payout
-from tests.conftest import card_payout, new_payout
+from tests.api.support import EVENTS, assert_problem, history_url, post_payout
+from tests.builders import SEEDER, card_payout, new_payout
 
-SEEDER = Actor("user", "seeder")
 FULL_NUMBER = "4111111111111111"
 
 

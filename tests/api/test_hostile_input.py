@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.api.conftest import assert_problem, post_payout
-from tests.conftest import card_payout
+from tests.api.support import assert_problem, post_payout
+from tests.builders import card_payout
 
 if TYPE_CHECKING:
     from rest_framework.test import APIClient

@@ -14,8 +14,8 @@ from api import idempotency
 from api.idempotency import fingerprint, legacy_fingerprint
 from ledger.apps import get_payouts
 from ledger.errors import RequestMismatch
-from tests.api.conftest import assert_problem, post_payout
-from tests.conftest import TEST_ACTOR, card_payout, new_payout
+from tests.api.support import assert_problem, post_payout
+from tests.builders import TEST_ACTOR, card_payout, new_payout
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User

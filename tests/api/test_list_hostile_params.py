@@ -16,8 +16,8 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from ledger.application import NewPayout
-from tests.api.conftest import assert_problem
-from tests.conftest import TEST_ACTOR, bank_payout, new_payout
+from tests.api.support import assert_problem
+from tests.builders import TEST_ACTOR, bank_payout, new_payout
 
 if TYPE_CHECKING:
     from rest_framework.test import APIClient

@@ -9,7 +9,7 @@ from django.core.management import CommandError, call_command
 from rest_framework.test import APIClient
 
 from api.models import ApiKey
-from tests.api.conftest import PAYOUTS, assert_problem
+from tests.api.support import PAYOUTS, assert_problem
 
 
 def create_key(username: str, *args: str) -> tuple[str, str]:

@@ -10,8 +10,8 @@ import pytest
 from django.test import Client
 
 from ledger.cipher import RotatingCipher
-from tests.api.conftest import assert_problem
-from tests.conftest import TEST_ACTOR, new_payout
+from tests.api.support import assert_problem
+from tests.builders import TEST_ACTOR, new_payout
 
 if TYPE_CHECKING:
     from ledger.application import Payouts

@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from tests.api.conftest import assert_problem, detail_url, history_url, post_payout
+from tests.api.support import assert_problem, detail_url, history_url, post_payout
 
 CANCEL = {"status": "cancelled", "reason": "Customer asked"}
 ALLOWED_FROM = {

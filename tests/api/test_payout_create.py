@@ -9,14 +9,8 @@ import pytest
 from django.contrib.auth.models import User
 from rest_framework.test import APIClient
 
-from tests.api.conftest import (
-    EVENTS,
-    PAYOUTS,
-    assert_problem,
-    detail_url,
-    post_payout,
-)
-from tests.conftest import bank_payout, card_payout
+from tests.api.support import EVENTS, PAYOUTS, assert_problem, detail_url, post_payout
+from tests.builders import bank_payout, card_payout
 
 # A valid request, then what is wrong with each variant: the field it breaks, and how.
 CARD = card_payout()["recipient_details"]

@@ -7,7 +7,7 @@ from urllib.parse import quote
 
 import pytest
 
-from tests.api.conftest import assert_problem, detail_url, post_payout
+from tests.api.support import assert_problem, detail_url, post_payout
 
 
 @pytest.fixture

@@ -8,11 +8,8 @@ from urllib.parse import parse_qs, quote, urlsplit
 
 import pytest
 
-from ledger.payout import Actor
-from tests.api.conftest import PAYOUTS, assert_problem, detail_url, post_payout
-from tests.conftest import bank_payout, card_payout, new_payout
-
-SEEDER = Actor("user", "seeder")
+from tests.api.support import PAYOUTS, assert_problem, detail_url, post_payout
+from tests.builders import SEEDER, bank_payout, card_payout, new_payout
 
 
 def ids(response) -> list[str]:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from ledger.application import NewPayout
-from tests.conftest import TEST_ACTOR, bank_payout, new_payout
+from tests.builders import TEST_ACTOR, bank_payout, new_payout
 
 if TYPE_CHECKING:
     from collections.abc import Callable

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from tests.conftest import card_payout
+from tests.builders import card_payout
 
 
 def test_a_created_payout_is_listed_after_projection(staff_client, project) -> None:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from django.core.cache import cache
 from eventsourcing.persistence import OperationalError
 
-from tests.conftest import card_payout
+from tests.builders import card_payout
 
 if TYPE_CHECKING:
     import pytest

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from projections.runner import drain
-from tests.webhooks.conftest import paid_payout
+from tests.builders import paid_payout
 from webhooks.follower import WebhookFollower
 from webhooks.models import WebhookAttempt, WebhookDelivery
 

@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from tests.conftest import REQUIRE_SERVICES
+from tests.builders import SETTLING_CARDS
+from tests.support import REQUIRE_SERVICES
 from tools.stack import ROOT, Stack, wait_for
 
 if TYPE_CHECKING:
@@ -27,8 +28,6 @@ pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.e2e]
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 ARTIFACTS = Path(os.environ.get("TEST_ARTIFACTS", ROOT / ".run" / "artifacts"))
 TERMINAL = {"completed", "failed", "cancelled"}
-# The fake gateway's test cards (SPEC.md): paid, declined, paid.
-CARDS = ["4242424242424242", "4000000000000002", "4111111111111111"]
 
 
 def card_body(number: str, amount: str = "25.00") -> dict[str, Any]:
@@ -67,7 +66,7 @@ def stack(
         with running.client() as client:
             ids = [
                 client.post("/api/v1/payouts/", json=card_body(number)).json()["id"]
-                for number in CARDS * 2
+                for number in SETTLING_CARDS * 2
             ]
 
             def settled() -> bool:
@@ -119,7 +118,7 @@ def pending_payout(stack: Stack) -> str:
     stack.stop("worker")
     with stack.client() as client:
         payout_id = client.post(
-            "/api/v1/payouts/", json=card_body(CARDS[0], "7.00")
+            "/api/v1/payouts/", json=card_body(SETTLING_CARDS[0], "7.00")
         ).json()["id"]
 
         def projected() -> bool:
@@ -148,8 +147,8 @@ def test_an_operator_logs_in_and_the_dashboard_charts_real_figures(
         "() => [...document.querySelectorAll('canvas.chart')].map(c => "
         "Chart.getChart(c).data.datasets.map(d => d.data.reduce((a, b) => a + b, 0)))"
     )
-    assert drawn[0][0] >= len(CARDS) * 2  # created in the last hour
-    assert drawn[0][1] >= len(CARDS) * 2  # settled in the last hour
+    assert drawn[0][0] >= len(SETTLING_CARDS) * 2  # created in the last hour
+    assert drawn[0][1] >= len(SETTLING_CARDS) * 2  # settled in the last hour
     assert page.locator("[data-lag=projection]").inner_text() == "caught up"
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=ARTIFACTS / "dashboard.png", full_page=True)
@@ -177,7 +176,7 @@ def test_an_operator_filters_the_list_and_reads_a_payouts_history(
     for event in ("Created", "ProcessingStarted", "Completed"):
         assert event in history
     assert "424242******4242" in page.content() or "411111******1111" in page.content()
-    assert not any(card in page.content() for card in CARDS)
+    assert not any(card in page.content() for card in SETTLING_CARDS)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=ARTIFACTS / "payout.png", full_page=True)
 
@@ -222,7 +221,7 @@ def test_swagger_ui_loads_from_this_server_and_creates_a_payout_with_an_api_key(
     create.locator(".opblock-summary").click()
     create.locator("button.try-out__btn").click()
     body = create.locator("textarea.body-param__text")
-    body.fill(json.dumps(card_body(CARDS[0], "12.34")))
+    body.fill(json.dumps(card_body(SETTLING_CARDS[0], "12.34")))
     create.locator("button.execute").click()
     # then
     status = create.locator(

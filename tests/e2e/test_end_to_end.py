@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from tools.stack import Stack, wait_for
+from workers.gateway.fakeserver import OUTCOMES
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -19,11 +20,14 @@ pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.e2e]
 
 # card number -> (final status, failure code)
 CARDS = {
-    "4242424242424242": ("completed", None),
-    "4111111111111111": ("completed", None),
-    "4000000000000002": ("failed", "card_declined"),
-    "4000000000009995": ("failed", "insufficient_funds"),
-    "4000000000000119": ("completed", None),
+    number: OUTCOMES[number]
+    for number in (
+        "4242424242424242",
+        "4111111111111111",
+        "4000000000000002",
+        "4000000000009995",
+        "4000000000000119",
+    )
 }
 IBAN = "DE89370400440532013000"
 FULL_NUMBERS = [n.encode() for n in CARDS]

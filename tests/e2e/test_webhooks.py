@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from tests.builders import SETTLING_CARDS
 from tools.stack import Stack, free_port, wait_for
 from tools.webhook_receiver import ReceiverProcess
 
@@ -19,7 +20,6 @@ if TYPE_CHECKING:
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.e2e]
 
-CARDS = ["4242424242424242", "4000000000000002", "4111111111111111"]
 TERMINAL = {"completed", "failed", "cancelled"}
 OVERRIDES = {
     "WEBHOOK_ALLOW_PRIVATE_TARGETS": "true",
@@ -36,7 +36,7 @@ def body(index: int) -> dict[str, Any]:
         "currency": "EUR",
         "recipient_details": {
             "type": "card",
-            "number": CARDS[index % len(CARDS)],
+            "number": SETTLING_CARDS[index % len(SETTLING_CARDS)],
             "holder": f"Holder {index}",
         },
     }
@@ -129,4 +129,4 @@ def run(stack: Stack, receiver: ReceiverProcess) -> None:
         assert 2 <= sum(e == "HTTP 500" for e in errors) <= 3
         metrics = client.get("/metrics").text
         assert "webhook_deliveries" in metrics
-        assert not any(c.encode() in stack.logs() for c in CARDS)
+        assert not any(c.encode() in stack.logs() for c in SETTLING_CARDS)

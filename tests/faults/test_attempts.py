@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from projections.models import PayoutAttempt
 from projections.selectors import attempt_counts
-from tests.conftest import TEST_ACTOR, new_payout
+from tests.builders import create
 from workers import attempts, tasks
 from workers.gateway.base import SubmitResult, TransientGatewayError
 from workers.gateway.fake import FakeGateway
@@ -66,10 +66,6 @@ class BrokenGateway(FakeGateway):
     def pay(self, order: PaymentOrder) -> SubmitResult:
         self.calls.append(order.payout_id)
         raise ValueError("cannot encode the destination")
-
-
-def create(ledger: Payouts) -> UUID:
-    return ledger.create_payout(new_payout(), actor=TEST_ACTOR).payout.id
 
 
 @pytest.mark.django_db(transaction=True)

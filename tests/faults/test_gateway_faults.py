@@ -14,8 +14,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import pytest
 
-from ledger.payout import Actor
-from tests.conftest import TEST_ACTOR, new_payout
+from tests.builders import WORKER, create
 from workers import processing
 from workers.gateway.base import TransientGatewayError
 from workers.gateway.fakeserver import serve
@@ -27,7 +26,6 @@ if TYPE_CHECKING:
 
     from ledger.application import Payouts
 
-WORKER = Actor("worker", "w1:42", "task-9")
 # The adapter gives up reading well before a "slow" answer arrives.
 READ_TIMEOUT = 0.75
 SLOW_SECONDS = 1.5
@@ -123,10 +121,6 @@ def gateway(provider: Provider, wire: WireLog) -> Iterator[HttpGateway]:
     }
     yield gateway
     gateway.client.close()
-
-
-def create(payouts: Payouts) -> UUID:
-    return payouts.create_payout(new_payout(), actor=TEST_ACTOR).payout.id
 
 
 def process_with_retries(

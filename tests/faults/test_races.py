@@ -17,9 +17,8 @@ from django.db import connection
 from rest_framework.test import APIClient
 
 from ledger.errors import InvalidTransition
-from ledger.payout import Actor
-from tests.api.conftest import assert_problem, detail_url, post_payout
-from tests.conftest import TEST_ACTOR, card_payout, new_payout
+from tests.api.support import assert_problem, detail_url, post_payout
+from tests.builders import TEST_ACTOR, WORKER, card_payout, new_payout
 from workers import processing
 from workers.gateway.fake import FakeGateway
 
@@ -32,7 +31,6 @@ if TYPE_CHECKING:
     from ledger.application import PaymentOrder, Payouts
     from workers.gateway.base import SubmitResult
 
-WORKER = Actor("worker", "w1:42", "task-9")
 CANCEL = {"status": "cancelled", "reason": "race"}
 
 

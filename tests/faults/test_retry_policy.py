@@ -17,16 +17,10 @@ from django.utils import timezone
 from eventsourcing.domain import CanCreateTimestamp
 from kombu.exceptions import OperationalError
 
-from ledger.payout import Actor
 from projections.runner import catch_up
-from tests.conftest import TEST_ACTOR, new_payout
-from tests.integration.test_dispatcher import (
-    TASK,
-    broker_at,
-    dispatch,
-    position,
-    take_messages,
-)
+from tests.builders import TEST_ACTOR, WORKER, create
+from tests.fakes import TASK, take_messages
+from tests.support import dispatch, dispatcher_position
 from workers import dispatcher, tasks
 from workers.dispatcher import PayoutDispatcher
 from workers.gateway.base import (
@@ -43,7 +37,6 @@ if TYPE_CHECKING:
 
     from ledger.application import PaymentOrder, Payouts
 
-WORKER = Actor("worker", "w1:42", "task-9")
 ATTEMPTS = settings.PAYOUT_MAX_RETRIES + 1
 
 
@@ -79,10 +72,6 @@ def countdowns(monkeypatch: pytest.MonkeyPatch) -> list[float]:
 
     monkeypatch.setattr(tasks.process_payout, "retry", spy)
     return seen
-
-
-def create(ledger: Payouts) -> UUID:
-    return ledger.create_payout(new_payout(), actor=TEST_ACTOR).payout.id
 
 
 def types(ledger: Payouts, payout_id: UUID) -> list[str]:
@@ -196,15 +185,6 @@ def test_every_retry_countdown_stays_below_the_visibility_timeout(
 # The sweeper
 
 
-@pytest.fixture
-def memory_broker() -> Iterator[None]:
-    """An in-process broker: the developer's queue never sees a test message."""
-    with broker_at("memory://"):
-        take_messages()
-        yield
-        take_messages()
-
-
 @contextmanager
 def events_dated(when: datetime) -> Iterator[None]:
     """Events recorded inside the block carry this timestamp."""
@@ -267,11 +247,11 @@ def test_a_broker_lost_mid_batch_republishes_the_whole_batch_and_skips_nothing(
     with pytest.raises(OperationalError):
         catch_up(ledger, PayoutDispatcher())
     # then: the batch is not tracked, though its first message went out
-    assert position() == 0
+    assert dispatcher_position() == 0
     assert take_messages() == [(TASK, [str(payout_ids[0])])]
     # when: the broker is back
     monkeypatch.setattr(dispatcher.process_payout, "apply_async", publish)
     dispatch(ledger)
     # then: all three are enqueued (the first again: harmless) and tracked
     assert take_messages() == [(TASK, [str(p)]) for p in payout_ids]
-    assert position() == ledger.recorder.max_notification_id()
+    assert dispatcher_position() == ledger.recorder.max_notification_id()

@@ -30,17 +30,15 @@ from ledger.errors import (
     RequestMismatch,
     VersionMismatch,
 )
-from ledger.payout import Actor
 from ledger.values import payout_id_for
-from tests.conftest import TEST_ACTOR, new_payout
-from tests.unit.test_application import PayoutsOn, SharedRecorder
+from tests.builders import TEST_ACTOR, WORKER, new_payout
+from tests.fakes import PayoutsOn, SharedRecorder
 
 if TYPE_CHECKING:
     from uuid import UUID
 
     from ledger.application import Payouts
 
-WORKER = Actor("worker", "w1:42", "task-9")
 
 # The SPEC state machine, written independently of ledger.values.TRANSITIONS.
 NEXT = {

@@ -13,20 +13,19 @@ from django.core.management import CommandError, call_command
 from ledger.chain import event_hash, stream_seed
 from projections.audit import take_checkpoint, verify
 from projections.models import PayoutView
-from tests.conftest import TEST_ACTOR, new_payout, service_connection
+from tests.builders import TEST_ACTOR, new_payout
+from tests.support import service_connection
 
 if TYPE_CHECKING:
     from uuid import UUID
 
     from ledger.application import Payouts
 
-WORKER = TEST_ACTOR
-
 
 def completed_payout(ledger: Payouts) -> UUID:
     payout_id = ledger.create_payout(new_payout(), actor=TEST_ACTOR).payout.id
-    ledger.start_processing(payout_id, actor=WORKER)
-    ledger.complete(payout_id, gateway_reference="ch_1", actor=WORKER)
+    ledger.start_processing(payout_id, actor=TEST_ACTOR)
+    ledger.complete(payout_id, gateway_reference="ch_1", actor=TEST_ACTOR)
     return payout_id
 
 

@@ -30,7 +30,8 @@ from ledger.apps import build_payouts
 from ledger.errors import UnsafeConfiguration
 from ledger.values import payout_id_for
 from projections.runner import catch_up, drain
-from tests.conftest import TEST_ACTOR, new_payout, service_connection
+from tests.builders import TEST_ACTOR, new_payout
+from tests.support import service_connection
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator

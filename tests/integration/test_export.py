@@ -18,7 +18,7 @@ from django.core.management import call_command
 from api.idempotency import fingerprint
 from ledger.chain import stream_seed
 from projections.export import export_events, export_range
-from tests.conftest import TEST_ACTOR, card_payout, new_payout
+from tests.builders import TEST_ACTOR, card_payout, new_payout
 
 if TYPE_CHECKING:
     from collections.abc import Callable

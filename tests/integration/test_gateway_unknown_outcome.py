@@ -15,7 +15,8 @@ import httpx
 import pytest
 
 from ledger.application import NewPayout, Payouts
-from ledger.payout import MAX_REASON, Actor
+from ledger.payout import MAX_REASON
+from tests.builders import WORKER
 from tests.provider import VISA, card_order, charges_for, serving
 from tools.stack import wait_for
 from workers import processing
@@ -31,7 +32,6 @@ if TYPE_CHECKING:
 
 PENDING_THEN_SUCCEEDED = "4000000000003238"
 PENDING_THEN_DECLINED = "4000000000003410"
-WORKER = Actor(type="worker", id="test")
 
 
 @pytest.fixture

@@ -21,8 +21,7 @@ from psycopg import sql
 from api.management.commands.rotate_cipher_key import env_file_keys
 from ledger.application import Payouts
 from ledger.cipher import key_id_of, parse_keys
-from ledger.payout import Actor
-from tests.conftest import TEST_ACTOR, new_payout
+from tests.builders import TEST_ACTOR, WORKER, new_payout
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -31,7 +30,6 @@ if TYPE_CHECKING:
 
     from pytest_django.fixtures import SettingsWrapper
 
-WORKER = Actor("worker", "w1:42", "task-9")
 VISA = "4242424242424242"
 KEY_A = b64encode(b"a" * 32).decode()
 KEY_B = b64encode(b"b" * 32).decode()

@@ -13,8 +13,7 @@ from psycopg import sql
 
 from ledger.application import Payouts
 from ledger.apps import build_payouts
-from ledger.payout import Actor
-from tests.conftest import TEST_ACTOR, new_payout
+from tests.builders import TEST_ACTOR, WORKER, new_payout
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -22,7 +21,6 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.postgres
 
-WORKER = Actor("worker", "w1:42", "task-9")
 VISA = "4242424242424242"
 OTHER_KEY = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
 

@@ -7,19 +7,16 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from django.db import transaction
 
-from ledger.payout import Actor
 from projections.models import PayoutView, Position
 from projections.projectors import PayoutViewProjection
 from projections.runner import catch_up, drain
-from tests.conftest import TEST_ACTOR, bank_payout, new_payout
+from tests.builders import TEST_ACTOR, WORKER, create, make_histories
+from tests.support import last_notification_id, projection_position, view_rows
 
 if TYPE_CHECKING:
-    from uuid import UUID
-
     from ledger.application import Payouts
     from projections.runner import Batch
 
-WORKER = Actor("worker", "w1:42", "task-9")
 VISA = "4242424242424242"
 NAME = PayoutViewProjection.name
 
@@ -35,39 +32,6 @@ class Exploding(PayoutViewProjection):
         if self.after_batches == 0:
             raise RuntimeError("projection bug")
         self.after_batches -= 1
-
-
-def create(ledger: Payouts, **overrides: Any) -> UUID:
-    return ledger.create_payout(new_payout(**overrides), actor=TEST_ACTOR).payout.id
-
-
-def position() -> int:
-    found = Position.objects.filter(name=NAME).values_list("position", flat=True)
-    return found.first() or 0
-
-
-def rows() -> list[dict[str, Any]]:
-    return list(PayoutView.objects.order_by("id").values())
-
-
-def last_notification_id(ledger: Payouts) -> int:
-    return ledger.recorder.max_notification_id() or 0
-
-
-def make_histories(ledger: Payouts) -> list[UUID]:
-    """Given: payouts in every status."""
-    pending = create(ledger)
-    processing = create(ledger, amount="10.00")
-    completed = create(ledger, currency="USD")
-    failed = create(ledger, amount="0.01")
-    cancelled = create(ledger)
-    bank = ledger.create_payout(new_payout(**bank_payout()), actor=TEST_ACTOR).payout.id
-    for payout_id in (processing, completed, failed):
-        ledger.start_processing(payout_id, actor=WORKER)
-    ledger.complete(completed, gateway_reference="ch_1", actor=WORKER)
-    ledger.fail(failed, code="card_declined", message="Declined.", actor=WORKER)
-    ledger.cancel(cancelled, reason="asked", actor=TEST_ACTOR)
-    return [pending, processing, completed, failed, cancelled, bank]
 
 
 def test_catching_up_writes_one_row_per_payout(ledger: Payouts, project: Any) -> None:
@@ -112,7 +76,7 @@ def test_a_row_never_holds_the_full_card_number(ledger: Payouts, project: Any) -
     # when
     project()
     # then
-    (row,) = rows()
+    (row,) = view_rows()
     assert row["recipient"]["number"] == "424242******4242"
     assert VISA not in str(row)
 
@@ -126,7 +90,7 @@ def test_the_position_advances_to_the_last_event_applied(
     applied = project()
     # then
     assert applied == 12
-    assert position() == last_notification_id(ledger)
+    assert projection_position() == last_notification_id(ledger)
 
 
 def test_a_batch_advances_the_position_only_past_its_own_events(
@@ -140,7 +104,7 @@ def test_a_batch_advances_the_position_only_past_its_own_events(
     applied = catch_up(ledger, PayoutViewProjection(), batch_size=2)
     # then
     assert applied == 2
-    assert position() == notifications[1].id
+    assert projection_position() == notifications[1].id
     assert PayoutView.objects.count() == 2
 
 
@@ -150,12 +114,12 @@ def test_catching_up_with_nothing_new_changes_nothing(
     # given
     create(ledger)
     project()
-    before = (rows(), position())
+    before = (view_rows(), projection_position())
     # when
     applied = project()
     # then
     assert applied == 0
-    assert (rows(), position()) == before
+    assert (view_rows(), projection_position()) == before
 
 
 def test_an_error_in_the_handler_rolls_back_rows_and_position(
@@ -169,7 +133,7 @@ def test_an_error_in_the_handler_rolls_back_rows_and_position(
         catch_up(ledger, Exploding())
     # then
     assert PayoutView.objects.count() == 0
-    assert position() == 0
+    assert projection_position() == 0
 
 
 def test_an_error_in_a_later_batch_keeps_the_earlier_batches(ledger: Payouts) -> None:
@@ -181,7 +145,10 @@ def test_an_error_in_a_later_batch_keeps_the_earlier_batches(ledger: Payouts) ->
         drain(ledger, follower, batch_size=2)
     # then
     assert set(PayoutView.objects.values_list("id", flat=True)) == set(ids[:2])
-    assert position() == ledger.recorder.select_notifications(start=None, limit=2)[1].id
+    assert (
+        projection_position()
+        == ledger.recorder.select_notifications(start=None, limit=2)[1].id
+    )
 
 
 def test_the_projection_resumes_where_an_error_stopped_it(
@@ -195,21 +162,21 @@ def test_the_projection_resumes_where_an_error_stopped_it(
     project()
     # then
     assert set(PayoutView.objects.values_list("id", flat=True)) == set(ids)
-    assert position() == last_notification_id(ledger)
+    assert projection_position() == last_notification_id(ledger)
 
 
 def test_replaying_a_batch_changes_nothing(ledger: Payouts, project: Any) -> None:
     # given
     make_histories(ledger)
     project()
-    before = rows()
+    before = view_rows()
     notifications = ledger.recorder.select_notifications(start=None, limit=100)
     batch = [(ledger.mapper.to_domain_event(n), n.id) for n in notifications]
     # when
     with transaction.atomic():
         PayoutViewProjection().handle(batch)
     # then
-    assert rows() == before
+    assert view_rows() == before
 
 
 def test_replaying_an_old_event_never_moves_a_row_back(
@@ -247,7 +214,7 @@ def test_recording_a_position_already_passed_is_refused(
     with pytest.raises(IntegrityError), transaction.atomic():
         DjangoTrackingRecorder(NAME).insert_tracking(Tracking(ledger.name, first.id))
     # then
-    assert position() == last_notification_id(ledger)
+    assert projection_position() == last_notification_id(ledger)
 
 
 def test_a_rebuild_reaches_the_same_rows_as_incremental_catch_up(
@@ -261,12 +228,12 @@ def test_a_rebuild_reaches_the_same_rows_as_incremental_catch_up(
     ledger.start_processing(pending, actor=WORKER)
     ledger.cancel(histories[-1], reason="", actor=TEST_ACTOR)
     project()
-    incremental = rows()
+    incremental = view_rows()
     # when
     PayoutView.objects.all().delete()
     Position.objects.filter(name=NAME).update(position=0)
     drain(ledger, PayoutViewProjection(), batch_size=4)
     # then
-    assert rows() == incremental
+    assert view_rows() == incremental
     assert len(incremental) == 7
-    assert position() == last_notification_id(ledger)
+    assert projection_position() == last_notification_id(ledger)

@@ -15,7 +15,7 @@ from projections import runner
 from projections.models import Position
 from projections.projectors import PayoutViewProjection
 from projections.runner import catch_up
-from tests.conftest import TEST_ACTOR, new_payout
+from tests.builders import TEST_ACTOR, new_payout
 
 if TYPE_CHECKING:
     from ledger.application import Payouts

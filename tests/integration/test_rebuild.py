@@ -31,14 +31,8 @@ from projections.rebuild import (
     rebuild_lock,
 )
 from projections.runner import catch_up
-from tests.integration.test_projection import (
-    WORKER,
-    create,
-    last_notification_id,
-    make_histories,
-    position,
-    rows,
-)
+from tests.builders import WORKER, create, make_histories
+from tests.support import last_notification_id, projection_position, view_rows
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -112,13 +106,13 @@ def test_a_rebuild_reaches_the_same_rows_as_incremental_projection(
     # given
     make_histories(ledger)
     project()
-    incremental = rows()
+    incremental = view_rows()
     # when
     summary = rebuild(ledger, batch_size=4)
     # then
-    assert rows() == incremental
+    assert view_rows() == incremental
     assert (summary.events, summary.payouts) == (12, 6)
-    assert position() == last_notification_id(ledger) == summary.position
+    assert projection_position() == last_notification_id(ledger) == summary.position
     assert not shadow_exists()
     assert not Position.objects.filter(name=SHADOW_NAME).exists()
 
@@ -160,7 +154,7 @@ def test_after_the_swap_the_live_projector_continues_into_the_new_table(
     assert applied == 2
     row = PayoutView.objects.get(id=later)
     assert (row.status, row.version, row.amount) == ("processing", 2, Decimal("42"))
-    assert position() == last_notification_id(ledger)
+    assert projection_position() == last_notification_id(ledger)
 
 
 def test_events_written_during_the_rebuild_reach_the_swapped_table(
@@ -180,7 +174,7 @@ def test_events_written_during_the_rebuild_reach_the_swapped_table(
     rebuild(ledger, progress=progress)
     # then
     assert PayoutView.objects.filter(id__in=written).count() == 1
-    assert position() == last_notification_id(ledger)
+    assert projection_position() == last_notification_id(ledger)
 
 
 def test_a_shadow_that_disagrees_with_the_replay_aborts_without_swapping(
@@ -189,7 +183,7 @@ def test_a_shadow_that_disagrees_with_the_replay_aborts_without_swapping(
     # given
     ids = make_histories(ledger)
     project()
-    before = (rows(), position(), constraint_names())
+    before = (view_rows(), projection_position(), constraint_names())
     Skewed.target = ids[2]
     # when
     with pytest.raises(Discrepancy) as raised:
@@ -197,7 +191,7 @@ def test_a_shadow_that_disagrees_with_the_replay_aborts_without_swapping(
     # then
     assert raised.value.payout_id == ids[2]
     assert "amount" in str(raised.value)
-    assert (rows(), position(), constraint_names()) == before
+    assert (view_rows(), projection_position(), constraint_names()) == before
 
 
 def test_a_shadow_row_without_a_stream_aborts_without_swapping(
@@ -206,14 +200,14 @@ def test_a_shadow_row_without_a_stream_aborts_without_swapping(
     # given
     make_histories(ledger)
     project()
-    before = (rows(), position())
+    before = (view_rows(), projection_position())
     # when
     with pytest.raises(Discrepancy) as raised:
         rebuild(ledger, projection=Inventing)
     # then
     assert raised.value.payout_id == Inventing.invented
     assert "without a stream" in str(raised.value)
-    assert (rows(), position()) == before
+    assert (view_rows(), projection_position()) == before
 
 
 def test_a_second_concurrent_rebuild_is_refused(ledger: Payouts, project: Any) -> None:
@@ -341,7 +335,10 @@ def test_the_live_projector_runs_through_the_swap_into_the_new_table(
         rebuild(ledger, batch_size=3, progress=progress)
         after_swap = create(ledger, amount="3.00")
         deadline = time.monotonic() + 10
-        while position() < last_notification_id(ledger) and time.monotonic() < deadline:
+        while (
+            projection_position() < last_notification_id(ledger)
+            and time.monotonic() < deadline
+        ):
             time.sleep(0.05)
     finally:
         stop.set()
@@ -349,12 +346,12 @@ def test_the_live_projector_runs_through_the_swap_into_the_new_table(
     # then
     assert errors == []
     assert PayoutView.objects.filter(id=after_swap).exists()
-    assert position() == last_notification_id(ledger)
-    live = rows()
+    assert projection_position() == last_notification_id(ledger)
+    live = view_rows()
     PayoutView.objects.all().delete()
     Position.objects.filter(name=PayoutViewProjection.name).update(position=0)
     project()
-    assert rows() == live
+    assert view_rows() == live
     assert len(live) == 6 * 3 + 1
 
 
@@ -370,13 +367,13 @@ def test_payouts_whose_events_span_many_read_batches_rebuild_whole(
     ids = make_histories(ledger)
     ledger.fail(second, code="card_declined", message="Declined.", actor=WORKER)
     project()
-    incremental = rows()
+    incremental = view_rows()
     # when
     summary = rebuild(ledger, batch_size=2)
     # then
-    assert rows() == incremental
+    assert view_rows() == incremental
     assert summary.payouts == len(ids) + 2
-    assert position() == last_notification_id(ledger) == summary.position
+    assert projection_position() == last_notification_id(ledger) == summary.position
 
 
 @pytest.mark.postgres
@@ -394,13 +391,13 @@ def test_a_tampered_event_stops_the_rebuild_and_leaves_the_live_table(
             [clone, source],
         )
     project()
-    before = (rows(), position(), constraint_names())
+    before = (view_rows(), projection_position(), constraint_names())
     # when
     with pytest.raises(TamperedLedger) as raised:
         rebuild(ledger)
     # then
     assert str(raised.value.tampered.payout_id) == str(clone)
-    assert (rows(), position(), constraint_names()) == before
+    assert (view_rows(), projection_position(), constraint_names()) == before
 
 
 @pytest.mark.postgres
@@ -410,7 +407,7 @@ def test_a_bulk_loaded_row_that_disagrees_with_the_replay_aborts_without_swappin
     # given: the projector's row function off by a cent for one payout
     ids = make_histories(ledger)
     project()
-    before = (rows(), position(), constraint_names())
+    before = (view_rows(), projection_position(), constraint_names())
 
     def skewed(event: Payout.Created, position: int) -> dict[str, Any]:
         values = created_values(event, position)
@@ -425,5 +422,5 @@ def test_a_bulk_loaded_row_that_disagrees_with_the_replay_aborts_without_swappin
     # then
     assert raised.value.payout_id == ids[3]
     assert "amount" in str(raised.value)
-    assert (rows(), position(), constraint_names()) == before
+    assert (view_rows(), projection_position(), constraint_names()) == before
     assert shadow_exists()  # kept for inspection

@@ -23,7 +23,8 @@ from ledger.cipher import is_bound, parse_keys
 from projections.models import PayoutView
 from projections.projectors import PayoutViewProjection
 from projections.runner import drain
-from tests.conftest import TEST_ACTOR, new_payout, service_connection
+from tests.builders import create
+from tests.support import service_connection
 from workers import tasks
 from workers.dispatcher import PayoutDispatcher
 from workers.gateway.fake import FakeGateway
@@ -72,10 +73,6 @@ def run_verify() -> tuple[int, str]:
 def tampered_count(follower: str) -> float:
     labels = {"follower": follower}
     return REGISTRY.get_sample_value("ledger_tampered_events_total", labels) or 0.0
-
-
-def create(app: Payouts) -> UUID:
-    return app.create_payout(new_payout(), actor=TEST_ACTOR).payout.id
 
 
 @pytest.fixture

@@ -19,7 +19,8 @@ from django.utils import timezone
 from projections.audit import take_checkpoint
 from projections.models import LedgerCheckpoint
 from projections.signing import load_signing_key, public_key_pem, write_signing_key
-from tests.conftest import TEST_ACTOR, new_payout, service_connection
+from tests.builders import TEST_ACTOR, new_payout
+from tests.support import service_connection
 
 if TYPE_CHECKING:
     from uuid import UUID

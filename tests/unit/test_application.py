@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections import deque
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pytest
-from eventsourcing.persistence import IntegrityError
-from eventsourcing.popo import POPOApplicationRecorder
 
 from ledger.application import NewPayout, Payouts
 from ledger.errors import (
@@ -21,61 +18,11 @@ from ledger.errors import (
     RequestMismatch,
     VersionMismatch,
 )
-from ledger.payout import Actor
 from ledger.values import CardRecipient, MoneyPolicy
-from tests.conftest import POPO_ENV, TEST_ACTOR, new_payout
+from tests.builders import TEST_ACTOR, WORKER, new_payout
+from tests.fakes import POPO_ENV, PayoutsOn, SharedRecorder
 
-if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
-
-    from eventsourcing.persistence import StoredEvent
-
-WORKER = Actor("worker", "w1:42", "task-9")
 VISA = "4242424242424242"
-
-
-class SharedRecorder(POPOApplicationRecorder):
-    """One in-memory store for several application instances (several processes).
-
-    `before_next_insert` queues another writer's work, run just before the next
-    insert: that writer wins the race. `lose_next_ack` commits the next insert and
-    then raises, like a commit whose acknowledgement was lost. `refuse_inserts`
-    makes every insert conflict.
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.before_next_insert: deque[Callable[[], Any]] = deque()
-        self.lose_next_ack = False
-        self.refuse_inserts = False
-        self.inserts = 0
-
-    def insert_events(
-        self, stored_events: Sequence[StoredEvent], **kwargs: Any
-    ) -> Sequence[int] | None:
-        while self.before_next_insert:
-            self.before_next_insert.popleft()()
-        self.inserts += 1
-        if self.refuse_inserts:
-            raise IntegrityError("conflict")
-        ids = super().insert_events(stored_events, **kwargs)
-        if self.lose_next_ack:
-            self.lose_next_ack = False
-            raise IntegrityError("acknowledgement lost")
-        return ids
-
-
-class PayoutsOn(Payouts):
-    """A Payouts instance of its own on a given recorder, as another process is."""
-
-    name = "payouts"
-
-    def __init__(self, recorder: SharedRecorder) -> None:
-        self._shared = recorder
-        super().__init__(env=POPO_ENV)
-
-    def construct_recorder(self) -> SharedRecorder:
-        return self._shared
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ from ledger.cipher import (
 )
 from ledger.errors import TamperedEvent
 from ledger.payout import Payout
-from tests.conftest import TEST_ACTOR, new_payout
+from tests.builders import TEST_ACTOR, new_payout
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

@@ -16,7 +16,7 @@ from ledger.chain import (
     hash_fields,
     stream_seed,
 )
-from tests.conftest import TEST_ACTOR, new_payout
+from tests.builders import TEST_ACTOR, new_payout
 
 if TYPE_CHECKING:
     from ledger.application import Payouts

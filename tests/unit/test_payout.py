@@ -12,19 +12,18 @@ from hypothesis import settings
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from ledger.errors import InvalidTransition, InvalidValue
-from ledger.payout import Actor, Payout
+from ledger.payout import Payout
 from ledger.values import (
     MoneyPolicy,
     PayoutStatus,
     bank_account_recipient,
     card_recipient,
 )
+from tests.builders import TEST_ACTOR, WORKER
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
-ACTOR = Actor("user", "tester", "req-1")
-WORKER = Actor("worker", "w1:42", "task-9")
 VISA = "4242424242424242"
 
 # The SPEC state machine, written independently of ledger.values.TRANSITIONS.
@@ -39,7 +38,7 @@ COMMANDS: dict[str, Callable[[Payout], Any]] = {
     "start_processing": lambda p: p.start_processing(actor=WORKER),
     "complete": lambda p: p.complete(gateway_reference="ch_1", actor=WORKER),
     "fail": lambda p: p.fail(code="card_declined", message="Declined.", actor=WORKER),
-    "cancel": lambda p: p.cancel(reason="customer asked", actor=ACTOR),
+    "cancel": lambda p: p.cancel(reason="customer asked", actor=TEST_ACTOR),
 }
 EVENT_OF = {
     "start_processing": Payout.ProcessingStarted,
@@ -63,7 +62,7 @@ def new_payout(**overrides: Any) -> Payout:
         "money": MoneyPolicy().money("1500.00", "EUR"),
         "recipient": card_recipient(VISA, "Ada Lovelace"),
         "description": "Invoice 118",
-        "actor": ACTOR,
+        "actor": TEST_ACTOR,
     }
     kwargs.update(overrides)
     return Payout.open(**kwargs)
@@ -215,7 +214,7 @@ def test_cancelling_a_cancelled_payout_changes_nothing() -> None:
     payout = payout_in("cancelled")
     version = payout.version
     # when
-    changed = payout.cancel(reason="again", actor=ACTOR)
+    changed = payout.cancel(reason="again", actor=TEST_ACTOR)
     # then
     assert changed is False
     assert payout.collect_events() == []
@@ -226,7 +225,7 @@ def test_cancelling_a_pending_payout_says_it_changed() -> None:
     # given
     payout = payout_in("pending")
     # when
-    changed = payout.cancel(reason="customer asked", actor=ACTOR)
+    changed = payout.cancel(reason="customer asked", actor=TEST_ACTOR)
     # then
     assert changed is True
     assert payout.collect_events()[0].reason == "customer asked"
@@ -237,7 +236,7 @@ def test_a_cancel_reason_over_500_characters_is_refused() -> None:
     payout = payout_in("pending")
     # when
     with pytest.raises(InvalidValue) as refused:
-        payout.cancel(reason="x" * 501, actor=ACTOR)
+        payout.cancel(reason="x" * 501, actor=TEST_ACTOR)
     # then
     assert refused.value.field == "reason"
     assert payout.collect_events() == []

@@ -6,8 +6,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from ledger.payout import Actor
-from tests.conftest import TEST_ACTOR, new_payout
+from tests.builders import TEST_ACTOR, WORKER, new_payout
 from workers import processing
 from workers.gateway.base import (
     PermanentGatewayError,
@@ -21,7 +20,6 @@ if TYPE_CHECKING:
 
     from ledger.application import Payouts
 
-WORKER = Actor("worker", "w1:42", "task-9")
 DECLINED = SubmitResult(
     accepted=False,
     decline_code="card_declined",

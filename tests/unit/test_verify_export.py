@@ -16,7 +16,7 @@ import pytest
 
 from ledger.chain import UNCHAINED, canonical, chain_fields, hash_fields
 from projections.export import export_events, export_range, sidecar_path
-from tests.conftest import TEST_ACTOR, bank_payout, new_payout
+from tests.builders import TEST_ACTOR, bank_payout, new_payout
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

@@ -1,4 +1,4 @@
-"""Webhook fixtures: endpoints, payouts with histories, and a real receiver process."""
+"""Webhook fixtures: a real receiver process, and settings that let it be reached."""
 
 from __future__ import annotations
 
@@ -6,18 +6,12 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from tests.conftest import TEST_ACTOR, new_payout
 from tools.stack import free_port
 from tools.webhook_receiver import ReceiverProcess
-from webhooks import services
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
     from pathlib import Path
-    from uuid import UUID
-
-    from ledger.application import Payouts
-    from webhooks.models import WebhookEndpoint
 
 
 @pytest.fixture
@@ -46,29 +40,3 @@ def allow_loopback(settings: Any) -> Any:
     settings.WEBHOOK_READ_TIMEOUT = 1.0
     settings.WEBHOOK_CONNECT_TIMEOUT = 1.0
     return settings
-
-
-def make_endpoint(
-    url: str, types: list[str] | None = None
-) -> tuple[WebhookEndpoint, str]:
-    return services.endpoint_create(
-        url=url,
-        event_types=types
-        or [
-            "payout.created",
-            "payout.processing",
-            "payout.completed",
-            "payout.failed",
-            "payout.cancelled",
-        ],
-    )
-
-
-def paid_payout(ledger: Payouts, number: str = "4242424242424242") -> UUID:
-    """A payout with three events: created, processing, completed."""
-    payout_id = ledger.create_payout(
-        new_payout(number=number), actor=TEST_ACTOR
-    ).payout.id
-    ledger.start_processing(payout_id, actor=TEST_ACTOR)
-    ledger.complete(payout_id, gateway_reference="ref-1", actor=TEST_ACTOR)
-    return payout_id

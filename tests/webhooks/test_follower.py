@@ -10,8 +10,7 @@ import pytest
 
 from projections.models import Position
 from projections.runner import drain
-from tests.conftest import TEST_ACTOR, new_payout
-from tests.webhooks.conftest import make_endpoint, paid_payout
+from tests.builders import TEST_ACTOR, make_endpoint, new_payout, paid_payout
 from webhooks.follower import WebhookFollower
 from webhooks.models import WebhookDelivery, message_id
 

@@ -13,7 +13,7 @@ import pytest
 from django.utils import timezone
 
 from projections.runner import drain
-from tests.webhooks.conftest import make_endpoint, paid_payout
+from tests.builders import make_endpoint, paid_payout
 from tools.stack import free_port
 from webhooks import services
 from webhooks.follower import WebhookFollower

@@ -1,0 +1,76 @@
+"""The services the tests run against, and what tests read back from them: positions
+of the projectors and the dispatcher, the projected rows, the event store's end."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from typing import TYPE_CHECKING, Any
+
+import psycopg
+from django.conf import settings
+
+from projections.models import PayoutView, Position
+from projections.projectors import PayoutViewProjection
+from projections.runner import drain
+from workers.dispatcher import PayoutDispatcher
+
+if TYPE_CHECKING:
+    from ledger.application import Payouts
+
+REQUIRE_SERVICES = os.environ.get("REQUIRE_SERVICES") == "1"
+
+
+def service_connection() -> psycopg.Connection:
+    """A connection of its own to the test database, with the service's role (what an
+    intruder with the service's credentials, or another process, would hold)."""
+    db = settings.DATABASES["default"]
+    return psycopg.connect(
+        dbname=db["NAME"],
+        host=db.get("HOST") or "127.0.0.1",
+        port=db.get("PORT") or 5432,
+        user=db.get("USER") or "postgres",
+        password=db.get("PASSWORD") or None,
+        autocommit=True,
+    )
+
+
+def wipe_event_store() -> None:
+    """Events are written on the library's own connections, outside the test's
+    transaction, so they are removed by hand to keep tests independent."""
+    store = settings.EVENT_STORE
+    if store["PERSISTENCE_MODULE"] == "eventsourcing.postgres":
+        with service_connection() as conn:
+            conn.execute(f"TRUNCATE {store['POSTGRES_SCHEMA']}.payouts_events")
+    else:
+        with sqlite3.connect(store["SQLITE_DBNAME"]) as conn:
+            conn.execute("DELETE FROM stored_events")
+
+
+def last_notification_id(ledger: Payouts) -> int:
+    return ledger.recorder.max_notification_id() or 0
+
+
+# The payout view projection
+
+
+def projection_position() -> int:
+    found = Position.objects.filter(name=PayoutViewProjection.name)
+    return found.values_list("position", flat=True).first() or 0
+
+
+def view_rows() -> list[dict[str, Any]]:
+    return list(PayoutView.objects.order_by("id").values())
+
+
+# The dispatcher
+
+
+def dispatch(ledger: Payouts) -> int:
+    """Enqueue what the dispatcher has not yet enqueued (what its process does)."""
+    return drain(ledger, PayoutDispatcher())
+
+
+def dispatcher_position() -> int:
+    found = Position.objects.filter(name=PayoutDispatcher.name)
+    return found.values_list("position", flat=True).first() or 0
