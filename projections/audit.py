@@ -17,11 +17,12 @@ from django.utils import timezone
 from ledger.chain import LEGACY_SEEDS, UNCHAINED, event_hash, stream_seed
 from ledger.cipher import is_bound
 from ledger.errors import TamperedEvent
-from ledger.payout import EVENT_TYPES, STATUS_AFTER, Payout
+from ledger.payout import EVENT_TYPES, STATUS_AFTER
 from ledger.values import TRANSITIONS, PayoutStatus
 from projections import checkpoints as chain
 from projections.eventtable import EventTable
 from projections.models import LedgerCheckpoint, PayoutView
+from projections.replay import Discrepancy, difference, expected_row, fold, row_values
 from projections.selectors import position_of
 
 if TYPE_CHECKING:
@@ -35,13 +36,6 @@ if TYPE_CHECKING:
 
 Linked = tuple["Notification", Any, str]  # a stored event, decoded, with its hash
 Stream = tuple["UUID", list[Linked]]
-
-
-class Discrepancy(Exception):
-    def __init__(self, payout_id: UUID | None, message: str) -> None:
-        super().__init__(f"payout {payout_id}: {message}" if payout_id else message)
-        self.payout_id = payout_id
-        self.message = message
 
 
 @dataclass
@@ -294,12 +288,12 @@ def verify(
         ):
             rows = PayoutView.objects.in_bulk([payout_id for payout_id, _ in streams])
             for payout_id, events in streams:
-                status = _check_stream(payout_id, events)
+                _check_stream(payout_id, events)
                 report.legacy += _is_legacy(events)
                 for check in checks:
                     check.see(payout_id, events)
                 if max(n.id for n, _, _ in events) <= projection_position:
-                    _check_projection(payout_id, rows.get(payout_id), status, events)
+                    _check_projection(payout_id, rows.get(payout_id), events)
                 else:
                     report.unprojected += 1  # the projector has not reached it yet
                 report.streams += 1
@@ -465,30 +459,13 @@ def _check_copies(payouts: Payouts) -> None:
 
 
 def _check_projection(
-    payout_id: UUID,
-    row: PayoutView | None,
-    status: PayoutStatus,
-    events: list[tuple[Notification, Any, str]],
+    payout_id: UUID, row: PayoutView | None, events: list[Linked]
 ) -> None:
-    if row is None:
-        raise Discrepancy(payout_id, "missing from the projection")
-    created, last = events[0][1], events[-1][1]
-    failed = next((e for _, e, _ in events if isinstance(e, Payout.Failed)), None)
-    expected = {
-        "status": status.value,
-        "version": last.originator_version,
-        "amount": created.amount,
-        "currency": created.currency,
-        "created_at": created.timestamp,
-        "updated_at": last.timestamp,
-        "failure_code": failed.code if failed else None,
-    }
-    for name, value in expected.items():
-        if getattr(row, name) != value:
-            raise Discrepancy(
-                payout_id,
-                f"projection {name} is {getattr(row, name)!r}, the replay says {value!r}",
-            )
+    payout = fold(payout_id, (event for _, event, _ in events))
+    want = expected_row(payout, events[-1][0].id)
+    found = difference(payout_id, row_values(row) if row else None, want)
+    if found is not None:
+        raise found
 
 
 def _check_orphan_rows(

@@ -58,6 +58,15 @@ from projections.projectors import (
     change_values,
     created_values,
 )
+from projections.replay import (
+    FIELDS,
+    Discrepancy,
+    difference,
+    expected_row,
+    fold,
+    row_values,
+    without_stream,
+)
 from projections.runner import catch_up
 from projections.selectors import position_of
 from projections.tracking import DjangoTrackingRecorder
@@ -76,21 +85,6 @@ LIVE_TABLE = PayoutView._meta.db_table
 SHADOW_TABLE = f"{LIVE_TABLE}_rebuild"
 SHADOW_NAME = f"{PayoutViewProjection.name}_rebuild"
 LOCK_NAME = "rebuild_projections"
-# What the check compares, for every payout: everything the projection holds.
-FIELDS = (
-    "status",
-    "version",
-    "amount",
-    "currency",
-    "recipient_type",
-    "recipient",
-    "description",
-    "failure_code",
-    "failure_message",
-    "created_at",
-    "updated_at",
-    "position",
-)
 
 
 class RebuildError(Exception):
@@ -110,13 +104,6 @@ class TamperedLedger(RebuildError):
     def __init__(self, tampered: TamperedEvent) -> None:
         super().__init__(f"a tampered event in the store: {tampered}")
         self.tampered = tampered
-
-
-class Discrepancy(RebuildError):
-    def __init__(self, payout_id: UUID, problem: str) -> None:
-        super().__init__(f"payout {payout_id}: {problem}")
-        self.payout_id = payout_id
-        self.problem = problem
 
 
 @dataclass(frozen=True)
@@ -180,7 +167,8 @@ def rebuild(
     lock_timeout: float = 30.0,
 ) -> Summary:
     """Rebuild, check and swap in PayoutView; raises RebuildError (the live table is
-    then untouched) when another rebuild runs, the check fails or a lock times out.
+    then untouched) when another rebuild runs or a lock times out, Discrepancy when
+    the check fails.
     On a failed check the shadow table stays for inspection; the next run replaces it."""
     if connection.in_atomic_block:
         raise RebuildError("rebuild runs its own transactions: call it outside one")
@@ -241,7 +229,7 @@ class _Shadow:
             ids = sorted({event.originator_id for event, _ in batch})
             rows = PayoutViewShadow.objects.in_bulk(ids)
             self.check.compare(
-                ids, self.position, {k: _values(v) for k, v in rows.items()}
+                ids, self.position, {k: row_values(v) for k, v in rows.items()}
             )
 
 
@@ -462,7 +450,7 @@ class Check:
                 rest = rest.filter(id__gt=after)
             extra = rest.values_list("id", flat=True).first()
             if extra is not None:
-                raise Discrepancy(extra, "a row without a stream in the event store")
+                raise without_stream(extra)
         finally:
             bar.close()
         return checked
@@ -472,19 +460,9 @@ class Check:
     ) -> None:
         expected = dict(self.replay(ids, position))
         for payout_id in sorted(set(expected) | set(rows)):
-            want, got = expected.get(payout_id), rows.get(payout_id)
-            if got is None:
-                raise Discrepancy(payout_id, "no row for this stream")
-            if want is None:
-                raise Discrepancy(
-                    payout_id, "a row without a stream in the event store"
-                )
-            for name in FIELDS:
-                if got[name] != want[name]:
-                    raise Discrepancy(
-                        payout_id,
-                        f"{name} is {got[name]!r}, the replay says {want[name]!r}",
-                    )
+            found = difference(payout_id, rows.get(payout_id), expected.get(payout_id))
+            if found is not None:
+                raise found
 
     def replay(
         self, ids: Sequence[UUID], position: int
@@ -492,37 +470,9 @@ class Check:
         events = self.store.events_of(ids, until=position)
         for payout_id, stream in groupby(events, key=lambda e: e.originator_id):
             stored = list(stream)
-            payout: Any = None
-            # What Repository.get does, minus a slow assert. The mapper is typed to give
-            # the library's DomainEventProtocol, which does not declare `mutate` (every
-            # event of a Payout stream is an aggregate event, which has it).
-            for event in stored:
-                payout = self.payouts.mapper.to_domain_event(event).mutate(payout)  # type: ignore[attr-defined]
-            yield UUID(str(payout_id)), _expected(payout, stored[-1].id)
-
-
-def _expected(payout: Any, position: int) -> dict[str, Any]:
-    if not isinstance(payout, Payout):
-        return {"status": f"not a payout: {type(payout).__name__}"}
-    message = payout.failure_message
-    return {
-        "status": payout.status.value,
-        "version": payout.version,
-        "amount": payout.money.amount,
-        "currency": payout.money.currency,
-        "recipient_type": payout.recipient.type,
-        "recipient": payout.recipient.masked(),
-        "description": payout.description,
-        "failure_code": payout.failure_code,
-        "failure_message": message[:500] if message is not None else None,
-        "created_at": payout.created_on,
-        "updated_at": payout.modified_on,
-        "position": position,
-    }
-
-
-def _values(row: models.Model) -> dict[str, Any]:
-    return {name: getattr(row, name) for name in FIELDS}
+            decoded = map(self.payouts.mapper.to_domain_event, stored)
+            payout = fold(UUID(str(payout_id)), decoded)
+            yield payout.id, expected_row(payout, stored[-1].id)
 
 
 def _q(name: str) -> str:
@@ -659,7 +609,6 @@ class BulkLoad:
     ) -> tuple[dict[str, Any] | None, dict[str, Any]]:
         """One stream folded by the projector's row logic, and by the aggregate."""
         row: dict[str, Any] | None = None
-        payout: Any = None
         for event, position in stream:
             if isinstance(event, Payout.Created):
                 if row is None:  # handle inserts ignoring conflicts: the first wins
@@ -668,14 +617,12 @@ class BulkLoad:
                 change = change_values(event, position)
                 if change is not None and row["version"] < change["version"]:
                     row.update(change)
-            try:
-                payout = event.mutate(payout)
-            except TamperedEvent as tampered:
-                raise TamperedLedger(tampered) from None
         payout_id = stream[0][0].originator_id
-        if not isinstance(payout, Payout):
-            raise Discrepancy(payout_id, f"not a payout: {type(payout).__name__}")
-        expected = _expected(payout, stream[-1][1])
+        try:
+            payout = fold(payout_id, (event for event, _ in stream))
+        except TamperedEvent as tampered:
+            raise TamperedLedger(tampered) from None
+        expected = expected_row(payout, stream[-1][1])
         expected["id"] = payout_id
         return row, expected
 
@@ -715,16 +662,11 @@ class BulkLoad:
         if found is None:
             return None
         got_id, want_id, *values = found
-        if want_id is None:
-            return Discrepancy(got_id, "a row without a stream in the event store")
-        if got_id is None:
-            return Discrepancy(want_id, "no row for this stream")
-        for index, name in enumerate(FIELDS):
-            got, want = values[2 * index], values[2 * index + 1]
-            if got != want:
-                return Discrepancy(
-                    got_id, f"{name} is {got!r}, the replay says {want!r}"
-                )
+        got = dict(zip(FIELDS, values[0::2], strict=True)) if got_id else None
+        want = dict(zip(FIELDS, values[1::2], strict=True)) if want_id else None
+        difference_found = difference(got_id or want_id, got, want)
+        if difference_found is not None:
+            return difference_found
         return Discrepancy(got_id, "differs from the replay")  # e.g. jsonb spacing
 
 

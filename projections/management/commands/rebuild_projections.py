@@ -10,7 +10,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
 from ledger.apps import get_payouts
-from projections.rebuild import SHADOW_TABLE, Discrepancy, RebuildError, rebuild
+from projections.rebuild import SHADOW_TABLE, RebuildError, rebuild
+from projections.replay import Discrepancy
 
 UNITS = {"project": "event", "check": "payout"}
 
@@ -53,7 +54,7 @@ class Command(BaseCommand):
                 progress=progress,
                 lock_timeout=options["lock_timeout"],
             )
-        except RebuildError as exc:
+        except (RebuildError, Discrepancy) as exc:
             kept = (
                 f"; the shadow table {SHADOW_TABLE} is kept for inspection"
                 if isinstance(exc, Discrepancy)
