@@ -28,7 +28,10 @@ test: setup
 	$(PY) -m pytest $(PYTEST_ARGS)
 	$(MAKE) --no-print-directory lint
 
-lint:
+# mypy's Django plugin loads the settings, which need .env's secrets (scripts/init_env.py
+# writes them when missing, as make run does).
+lint: $(VENV)/.installed
+	@$(PY) scripts/init_env.py
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy $(TYPED)
