@@ -11,7 +11,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -48,7 +47,6 @@ def test_money_is_safe_under_faults() -> None:
         args.append("--no-pg-restart")
     if seed := os.environ.get("CHAOS_SEED"):
         args += ["--seed", seed]
-    started = time.monotonic()
     harness = subprocess.Popen(
         [sys.executable, "-m", "tools.chaos", *args],
         cwd=ROOT,
@@ -63,8 +61,6 @@ def test_money_is_safe_under_faults() -> None:
         harness.send_signal(signal.SIGTERM)
         output, _ = harness.communicate(timeout=20)
         pytest.fail(f"chaos run over {BUDGET}s:\n{output}")
-    seconds = time.monotonic() - started
     print(output)
     assert harness.returncode == 0, output
     assert "all invariants hold" in output
-    assert seconds < BUDGET

@@ -26,6 +26,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 from urllib.parse import urlsplit, urlunsplit
@@ -61,11 +62,9 @@ DEFAULT_REDIS = "redis://127.0.0.1:6379"
 DEFAULT_FAILPOINTS = "after_processing_started:0.01,after_gateway_call:0.01"
 # Redis databases other runs of this project use (CI tests 0, bench 9, e2e 13).
 TAKEN_REDIS_DBS = {0, 9, 13}
-KEEP_LOGS = 10
+KEEP_LOGS = 10  # runs whose process logs stay in .run/chaos/
 # The fake gateway's longest hold of a request (HOLD, DEGRADED_HOLD), and a second.
-LONGEST_HOLD = (
-    max([*HOLD.values(), DEGRADED_HOLD]) + 1
-)  # runs whose process logs stay in .run/chaos/
+LONGEST_HOLD = max([*HOLD.values(), DEGRADED_HOLD]) + 1
 
 
 def _server(url: str | None) -> str | None:
@@ -410,7 +409,11 @@ def run(args: argparse.Namespace, clock: Clock) -> int:
         injected = injector.injected
         quiet_from = max(load.finished, injected.last_end or load.finished)
         snap, settled_after = wait_for_recovery(
-            stack, quiet_from, args.recovery_seconds, say
+            stack,
+            quiet_from,
+            args.recovery_seconds,
+            say,
+            crashes=lambda: failpoint_crashes(workdir / "worker.log"),
         )
         durations["recovery"] = time.monotonic() - quiet_from
         injector.stop.set()
@@ -568,15 +571,29 @@ def freeze(stack: Stack, say: Any, timeout: float = 20.0) -> None:
 
 
 def wait_for_recovery(
-    stack: Stack, quiet_from: float, seconds: float, say: Any
+    stack: Stack,
+    quiet_from: float,
+    seconds: float,
+    say: Any,
+    crashes: Callable[[], int] = lambda: 0,
 ) -> tuple[Snapshot, float | None]:
     """Poll until every payout is final and the followers have caught up, or until
-    the deadline; returns the last snapshot and how long after the faults it settled."""
+    the deadline; returns the last snapshot and how long after the faults it settled.
+
+    A failpoint crash is a fault too, and payouts still in flight after the load can
+    hit one: the deadline then runs from that crash (seen within a poll), since its
+    payout waits out the lease, STUCK_PAYOUT_AFTER and a sweep before it moves again."""
     deadline = quiet_from + seconds
     say(f"load and faults over; waiting up to {seconds:g}s for every payout to settle")
     last_print = 0.0
     snap: Snapshot | None = None
+    crashed = crashes()
     while True:
+        if (now_crashed := crashes()) > crashed:
+            crashed = now_crashed
+            quiet_from = time.monotonic()
+            deadline = quiet_from + seconds
+            say(f"a failpoint crash during recovery; waiting up to {seconds:g}s again")
         try:
             snap = snapshot(stack.database_url)
         except psycopg.Error as exc:
