@@ -56,6 +56,23 @@ IF_MATCH = OpenApiParameter(
     "(or `*`, any version); a stale one is a 412 whatever the payout's state.",
 )
 
+
+def integer_query(
+    name: str,
+    *,
+    minimum: int,
+    maximum: int,
+    description: str = "",
+    default: int | None = None,
+) -> OpenApiParameter:
+    """A query parameter the view parses as an integer within these bounds: said as
+    a schema so that generators send only what the view accepts."""
+    bounds: dict[str, Any] = {"type": "integer", "minimum": minimum, "maximum": maximum}
+    if default is not None:
+        bounds["default"] = default
+    return OpenApiParameter(name, bounds, description=description)
+
+
 _DESCRIPTIONS = {
     400: "Invalid input: `errors` maps each bad field to its messages.",
     401: "No or bad credentials (see `WWW-Authenticate`).",

@@ -321,15 +321,13 @@ class WebhookDeliveryListView(APIView):
                 "status", {"type": "string", "enum": DeliveryStatus.values}
             ),
             OpenApiParameter("payout_id", {"type": "string", "format": "uuid"}),
-            OpenApiParameter(
+            schema.integer_query(
                 "before",
-                {"type": "integer", "minimum": 1, "maximum": MAX_POSITION},
+                minimum=1,
+                maximum=MAX_POSITION,
                 description="Only events at positions below this one.",
             ),
-            OpenApiParameter(
-                "limit",
-                {"type": "integer", "minimum": 1, "maximum": 200, "default": 50},
-            ),
+            schema.integer_query("limit", minimum=1, maximum=200, default=50),
         ],
         responses={
             200: WebhookDeliveryPageOutput,
