@@ -22,7 +22,7 @@ run: setup
 	@$(PY) manage.py supervise
 
 # The packages mypy checks (strict for ledger/: pyproject.toml); tests/ is not typed yet.
-TYPED := ledger api projections workers webhooks deploy settings
+TYPED := ledger api projections workers webhooks deploy settings tools
 
 test: setup
 	$(PY) -m pytest $(PYTEST_ARGS)

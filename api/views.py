@@ -181,9 +181,10 @@ class PayoutDetailView(APIView):
         "response was sent. `version` or `as_of` replay the payout to that point; both "
         "together give the state at that version if it existed by then.",
         parameters=[
-            OpenApiParameter(
+            schema.integer_query(
                 "version",
-                {"type": "integer", "minimum": 1, "maximum": MAX_VERSION},
+                minimum=1,
+                maximum=MAX_VERSION,
                 description="A version to replay to (>= 1).",
             ),
             OpenApiParameter(
@@ -345,9 +346,10 @@ class EventFeedView(APIView):
         "no `Link` header (there is no next page: go on with `after=<last position>`). "
         "`limit=all` with JSON is a 400.",
         parameters=[
-            OpenApiParameter(
+            schema.integer_query(
                 "after",
-                {"type": "integer", "minimum": 0, "maximum": MAX_POSITION},
+                minimum=0,
+                maximum=MAX_POSITION,
                 description="Position to start after (default 0).",
             ),
             OpenApiParameter(

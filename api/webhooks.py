@@ -170,6 +170,21 @@ class WebhookDeliveryPageOutput(serializers.Serializer):
     results = WebhookDeliveryOutput(many=True)
 
 
+def _body(request: Request, input_class: type[StrictSerializer]) -> dict[str, Any]:
+    """The request body as `input_class` validates it; a 400 when it does not."""
+    payload = input_class(data=request.data)
+    payload.is_valid(raise_exception=True)
+    return dict(payload.validated_data)
+
+
+def _endpoint_and_body(
+    request: Request, endpoint_id: UUID, input_class: type[StrictSerializer]
+) -> tuple[WebhookEndpoint, dict[str, Any]]:
+    # An unknown endpoint is a 404 whatever the body: it is looked up first.
+    endpoint = get_object_or_404(WebhookEndpoint, pk=endpoint_id)
+    return endpoint, _body(request, input_class)
+
+
 def _endpoint(endpoint: WebhookEndpoint, secret: str | None = None) -> dict[str, Any]:
     data = dict(WebhookEndpointOutput(endpoint).data)
     if secret is not None:
@@ -210,8 +225,7 @@ class WebhookEndpointListView(APIView):
         },
     )
     def post(self, request: Request) -> Response:
-        payload = WebhookEndpointCreateInput(data=request.data)
-        payload.is_valid(raise_exception=True)
+        data = _body(request, WebhookEndpointCreateInput)
         if WebhookEndpoint.objects.count() >= settings.WEBHOOK_MAX_ENDPOINTS:
             return ProblemResponse(
                 problem(
@@ -221,7 +235,7 @@ class WebhookEndpointListView(APIView):
                     "(WEBHOOK_MAX_ENDPOINTS); delete one first.",
                 )
             )
-        endpoint, secret = services.endpoint_create(**payload.validated_data)
+        endpoint, secret = services.endpoint_create(**data)
         return Response(
             _endpoint(endpoint, secret),
             status=status.HTTP_201_CREATED,
@@ -252,10 +266,9 @@ class WebhookEndpointDetailView(APIView):
         },
     )
     def patch(self, request: Request, endpoint_id: UUID) -> Response:
-        endpoint = get_object_or_404(WebhookEndpoint, pk=endpoint_id)
-        payload = WebhookEndpointUpdateInput(data=request.data)
-        payload.is_valid(raise_exception=True)
-        data = dict(payload.validated_data)
+        endpoint, data = _endpoint_and_body(
+            request, endpoint_id, WebhookEndpointUpdateInput
+        )
         enabled = data.pop("enabled", None)
         if data:
             for field, value in data.items():
@@ -292,12 +305,8 @@ class WebhookEndpointRotateView(APIView):
         },
     )
     def post(self, request: Request, endpoint_id: UUID) -> Response:
-        endpoint = get_object_or_404(WebhookEndpoint, pk=endpoint_id)
-        payload = RotateSecretInput(data=request.data)
-        payload.is_valid(raise_exception=True)
-        overlap = payload.validated_data.get(
-            "overlap_seconds", settings.WEBHOOK_SECRET_OVERLAP
-        )
+        endpoint, data = _endpoint_and_body(request, endpoint_id, RotateSecretInput)
+        overlap = data.get("overlap_seconds", settings.WEBHOOK_SECRET_OVERLAP)
         endpoint, secret = services.endpoint_rotate_secret(
             endpoint, overlap_seconds=overlap
         )
@@ -321,15 +330,13 @@ class WebhookDeliveryListView(APIView):
                 "status", {"type": "string", "enum": DeliveryStatus.values}
             ),
             OpenApiParameter("payout_id", {"type": "string", "format": "uuid"}),
-            OpenApiParameter(
+            schema.integer_query(
                 "before",
-                {"type": "integer", "minimum": 1, "maximum": MAX_POSITION},
+                minimum=1,
+                maximum=MAX_POSITION,
                 description="Only events at positions below this one.",
             ),
-            OpenApiParameter(
-                "limit",
-                {"type": "integer", "minimum": 1, "maximum": 200, "default": 50},
-            ),
+            schema.integer_query("limit", minimum=1, maximum=200, default=50),
         ],
         responses={
             200: WebhookDeliveryPageOutput,

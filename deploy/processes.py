@@ -31,6 +31,27 @@ class Process:
     signs_checkpoints: bool = False
 
 
+def _celery_worker(hostname: str, queue: str, *pool: str) -> tuple[str, ...]:
+    """A Celery worker of `queue` alone, `pool` its pool options."""
+    return (
+        str(BIN / "celery"),
+        "--app",
+        "workers",
+        "worker",
+        "--loglevel",
+        "INFO",
+        *pool,
+        "--queues",
+        queue,
+        "--hostname",
+        f"{hostname}@%h",
+        # Nothing here uses worker-to-worker broadcasts; without them a restarted
+        # worker is consuming a second sooner.
+        "--without-gossip",
+        "--without-mingle",
+    )
+
+
 def processes(*, fake_gateway: bool | None = None) -> list[Process]:
     """The processes of this configuration, in start order."""
     root = Path(settings.BASE_DIR)
@@ -49,25 +70,13 @@ def processes(*, fake_gateway: bool | None = None) -> list[Process]:
         ),
         Process(
             "worker",
-            (
-                celery,
-                "--app",
-                "workers",
+            _celery_worker(
                 "worker",
-                "--loglevel",
-                "INFO",
+                "payouts",
                 "--pool",
                 settings.WORKER_POOL,
                 "--concurrency",
                 str(settings.WORKER_CONCURRENCY),
-                "--queues",
-                "payouts",
-                "--hostname",
-                "worker@%h",
-                # Nothing here uses worker-to-worker broadcasts; without them a
-                # restarted worker is consuming a second sooner.
-                "--without-gossip",
-                "--without-mingle",
             ),
             # Warm shutdown: the tasks running finish (a gateway call reads for at
             # most GATEWAY_READ_TIMEOUT); unacked ones go back to the queue.
@@ -87,21 +96,8 @@ def processes(*, fake_gateway: bool | None = None) -> list[Process]:
         ),
         Process(
             "checkpointer",
-            (
-                celery,
-                "--app",
-                "workers",
-                "worker",
-                "--loglevel",
-                "INFO",
-                "--concurrency",
-                "1",
-                "--queues",
-                settings.CHECKPOINT_QUEUE,
-                "--hostname",
-                "checkpointer@%h",
-                "--without-gossip",
-                "--without-mingle",
+            _celery_worker(
+                "checkpointer", settings.CHECKPOINT_QUEUE, "--concurrency", "1"
             ),
             # A checkpoint cut short is never half-written (one insert); the next
             # beat tick takes it again.

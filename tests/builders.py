@@ -5,8 +5,10 @@ Plain functions and constants, imported by name by test modules and conftest fil
 
 from __future__ import annotations
 
+import copy
 from typing import TYPE_CHECKING, Any
 
+from api.schema import BANK_ACCOUNT_EXAMPLE
 from ledger.application import NewPayout
 from ledger.payout import Actor
 from webhooks import services
@@ -47,16 +49,8 @@ def card_payout(number: str = "4242424242424242", **overrides: Any) -> dict[str,
 
 
 def bank_payout(**overrides: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "amount": "250000",
-        "currency": "JPY",
-        "recipient_details": {
-            "type": "bank_account",
-            "iban": "DE89370400440532013000",
-            "bic": "COBADEFFXXX",
-            "holder": "Grace Hopper",
-        },
-    }
+    # A copy: a test that changes its body must not change the documented example.
+    body = copy.deepcopy(BANK_ACCOUNT_EXAMPLE)
     body.update(overrides)
     return body
 

@@ -225,7 +225,7 @@ class Stack:
 
     def sql(self, query: str, *params: Any) -> list[tuple[Any, ...]]:
         with psycopg.connect(self.database_url) as conn:
-            return conn.execute(query, params or None).fetchall()  # type: ignore[arg-type]
+            return conn.execute(query, params or None).fetchall()
 
     def prepare(self) -> None:
         """What `make run` does before its processes start, and an API key."""

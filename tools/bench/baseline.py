@@ -155,7 +155,7 @@ class Baseline:
 
     def sql(self, dbname: str, query: str, *params: Any) -> list[tuple[Any, ...]]:
         with psycopg.connect(f"{self.server}/{dbname}", autocommit=True) as conn:
-            cursor = conn.execute(query, params or None)  # type: ignore[arg-type]
+            cursor = conn.execute(query, params or None)
             return cursor.fetchall() if cursor.description else []
 
     def manage(self, dbname: str, *args: str, timeout: float = 300) -> str:

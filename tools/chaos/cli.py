@@ -259,7 +259,7 @@ def claim_redis_db(server: str, db: int | None) -> tuple[int, IO[bytes]]:
 
 def _empty_dbs(server: str) -> list[int]:
     client = redis.Redis.from_url(f"{server}/0")
-    count = int(client.config_get("databases").get("databases", 16))
+    count = int(client.config_get("databases").get("databases") or 16)
     return [
         n
         for n in range(count)
@@ -731,8 +731,9 @@ def report(
     print(
         f"processes alive at the end: {'all' if not down else 'NOT ' + ', '.join(down)}"
     )
-    code, output = verify
-    print(f"verify_ledger (exit {code}): {output.splitlines()[-1] if output else ''}")
+    exit_code, output = verify
+    verdict = output.splitlines()[-1] if output else ""
+    print(f"verify_ledger (exit {exit_code}): {verdict}")
     print()
     for result in results:
         print(f"{'ok  ' if result.ok else 'FAIL'} {result.line}")

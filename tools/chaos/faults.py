@@ -11,6 +11,7 @@ always brought back up (`ensure_postgres_running`) even if the run is interrupte
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import random
 import subprocess
@@ -220,7 +221,7 @@ class Injector:
                 _, _, fault = todo.pop(0)
                 if self.injected.first is None:
                     self.injected.first = time.monotonic()
-                self._guard(fault.kind, lambda fault=fault: self._inject(fault))
+                self._guard(fault.kind, functools.partial(self._inject, fault))
                 self.injected.last_end = time.monotonic()
         self.restore_all()
 
