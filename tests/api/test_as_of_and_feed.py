@@ -3,35 +3,26 @@ event feed streamed whole (NDJSON `limit=all`) or paged while payouts are writte
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from itertools import pairwise
-from urllib.parse import quote
 
 import pytest
-from rest_framework.test import APIClient
 
 from tests.api.support import (
     EVENTS,
     PAYOUTS,
-    assert_problem,
+    assert_invalid,
     detail_url,
     history_url,
+    listed_ids,
+    ndjson,
     post_payout,
+    seed_payouts,
 )
-from tests.builders import SEEDER, bank_payout, card_payout, new_payout
+from tests.builders import bank_payout, card_payout
 
 NDJSON = "application/x-ndjson"
-
-
-def ids(response) -> list[str]:
-    return [p["id"] for p in response.json()["results"]]
-
-
-def ndjson(response) -> list[dict]:
-    body = b"".join(response.streaming_content).decode()
-    return [json.loads(line) for line in body.splitlines()]
 
 
 def follow(client, url: str, key: str = "next") -> list[dict]:
@@ -98,8 +89,8 @@ def test_a_payout_created_after_as_of_is_absent(staff_client, lifecycle) -> None
     before = staff_client.get(PAYOUTS, {"as_of": "2026-03-02T09:00:03.999999Z"})
     at = staff_client.get(PAYOUTS, {"as_of": "2026-03-02T09:00:04Z"})
     # then
-    assert ids(before) == [lifecycle["done"]]
-    assert ids(at) == [lifecycle["later"], lifecycle["done"]]
+    assert listed_ids(before) == [lifecycle["done"]]
+    assert listed_ids(at) == [lifecycle["later"], lifecycle["done"]]
 
 
 def test_before_the_first_payout_the_list_is_empty(staff_client, lifecycle) -> None:
@@ -126,7 +117,7 @@ def test_the_status_filter_applies_to_the_replayed_status(
         PAYOUTS, {"as_of": "2026-03-02T09:00:02.5Z", "status": status}
     )
     # then
-    assert ids(response) == [lifecycle[name] for name in expected]
+    assert listed_ids(response) == [lifecycle[name] for name in expected]
 
 
 def test_the_other_filters_apply_with_as_of(staff_client, lifecycle) -> None:
@@ -139,9 +130,9 @@ def test_the_other_filters_apply_with_as_of(staff_client, lifecycle) -> None:
         PAYOUTS, {"as_of": as_of, "created_before": "2026-03-02T09:00:03Z"}
     )
     # then
-    assert ids(jpy) == [lifecycle["later"]]
-    assert ids(big) == [lifecycle["later"]]
-    assert ids(early) == [lifecycle["done"]]
+    assert listed_ids(jpy) == [lifecycle["later"]]
+    assert listed_ids(big) == [lifecycle["later"]]
+    assert listed_ids(early) == [lifecycle["done"]]
 
 
 def test_as_of_orders_by_amount(staff_client, lifecycle) -> None:
@@ -150,7 +141,7 @@ def test_as_of_orders_by_amount(staff_client, lifecycle) -> None:
         PAYOUTS, {"as_of": "2026-03-02T09:00:10Z", "ordering": "amount"}
     )
     # then
-    assert ids(response) == [lifecycle["done"], lifecycle["later"]]
+    assert listed_ids(response) == [lifecycle["done"], lifecycle["later"]]
 
 
 @pytest.mark.parametrize("ordering", ["updated_at", "-updated_at"])
@@ -162,30 +153,14 @@ def test_ordering_on_updated_at_with_as_of_is_a_400(
         PAYOUTS, {"as_of": "2026-03-02T09:00:10Z", "ordering": ordering}
     )
     # then
-    problem = assert_problem(response, 400)
-    assert list(problem["errors"]) == ["ordering"]
+    assert_invalid(response, "ordering")
 
 
-@pytest.mark.parametrize(
-    "as_of",
-    ["yesterday", "2026-03-02T09:00:00", "2026-13-02T09:00:00Z", "", "1"],
-)
-def test_an_as_of_that_is_not_an_rfc3339_instant_is_a_400(
-    staff_client, lifecycle, as_of
-) -> None:
+def test_an_as_of_that_is_not_an_rfc3339_instant_is_a_400(staff_client) -> None:
     # when
-    response = staff_client.get(PAYOUTS, {"as_of": as_of})
+    response = staff_client.get(PAYOUTS, {"as_of": "2026-03-02T09:00:00"})
     # then
-    problem = assert_problem(response, 400)
-    assert list(problem["errors"]) == ["as_of"]
-
-
-def test_an_as_of_outside_the_utc_range_is_a_400_not_a_500(staff_client) -> None:
-    # when
-    response = staff_client.get(f"{PAYOUTS}?as_of={quote('0001-01-01T00:00:00+01:00')}")
-    # then
-    problem = assert_problem(response, 400)
-    assert list(problem["errors"]) == ["as_of"]
+    assert_invalid(response, "as_of")
 
 
 def test_a_bad_status_with_as_of_is_still_a_400_naming_it(
@@ -196,8 +171,7 @@ def test_a_bad_status_with_as_of_is_still_a_400_naming_it(
         PAYOUTS, {"as_of": "2026-03-02T09:00:10Z", "status": "paid"}
     )
     # then
-    problem = assert_problem(response, 400)
-    assert list(problem["errors"]) == ["status"]
+    assert_invalid(response, "status")
 
 
 def test_auditors_can_list_as_of(auditor_client, lifecycle) -> None:
@@ -333,11 +307,6 @@ def test_the_list_as_of_each_event_agrees_with_the_detail_as_of_it(
 # GET events/?limit=all (NDJSON)
 
 
-def seed(ledger, count: int) -> None:
-    for _ in range(count):
-        ledger.create_payout(new_payout(), actor=SEEDER)
-
-
 @pytest.fixture
 def small_batches(settings, ledger, monkeypatch) -> list[int]:
     """A batch of 3 events; the limits the store was asked for, one per read."""
@@ -357,7 +326,7 @@ def test_limit_all_streams_every_event_once_in_order_across_batches(
     staff_client, ledger, small_batches
 ) -> None:
     # given
-    seed(ledger, 10)
+    seed_payouts(ledger, 10)
     everything = staff_client.get(EVENTS).json()
     small_batches.clear()
     # when
@@ -377,7 +346,7 @@ def test_limit_all_reads_the_store_only_as_the_stream_is_consumed(
     staff_client, ledger, small_batches
 ) -> None:
     # given
-    seed(ledger, 10)
+    seed_payouts(ledger, 10)
     # when
     response = staff_client.get(EVENTS, {"limit": "all"}, HTTP_ACCEPT=NDJSON)
     chunks = iter(response.streaming_content)
@@ -392,7 +361,7 @@ def test_limit_all_starts_after_the_given_position(
     staff_client, ledger, small_batches
 ) -> None:
     # given
-    seed(ledger, 7)
+    seed_payouts(ledger, 7)
     everything = staff_client.get(EVENTS).json()
     # when
     response = staff_client.get(
@@ -408,7 +377,7 @@ def test_limit_all_after_the_last_event_is_an_empty_stream(
     staff_client, ledger, small_batches
 ) -> None:
     # given
-    seed(ledger, 2)
+    seed_payouts(ledger, 2)
     last = staff_client.get(EVENTS).json()[-1]["position"]
     # when
     response = staff_client.get(
@@ -421,7 +390,7 @@ def test_limit_all_after_the_last_event_is_an_empty_stream(
 
 def test_limit_all_streams_more_than_the_json_maximum(staff_client, ledger) -> None:
     # given
-    seed(ledger, 1001)
+    seed_payouts(ledger, 1001)
     # when
     response = staff_client.get(EVENTS, {"limit": "all"}, HTTP_ACCEPT=NDJSON)
     # then
@@ -432,7 +401,7 @@ def test_limit_all_streams_more_than_the_json_maximum(staff_client, ledger) -> N
 
 def test_ndjson_keeps_the_default_limit_of_100(staff_client, ledger) -> None:
     # given
-    seed(ledger, 101)
+    seed_payouts(ledger, 101)
     # when
     response = staff_client.get(EVENTS, HTTP_ACCEPT=NDJSON)
     # then
@@ -444,20 +413,7 @@ def test_limit_all_with_json_is_a_400_naming_limit(staff_client, ledger) -> None
     # when
     response = staff_client.get(EVENTS, {"limit": "all"})
     # then
-    problem = assert_problem(response, 400)
-    assert list(problem["errors"]) == ["limit"]
-
-
-def test_limit_all_and_as_of_are_documented_in_the_schema(db) -> None:
-    # when
-    openapi = APIClient().get("/api/v1/schema/", {"format": "json"}).json()
-    # then
-    events = openapi["paths"]["/api/v1/events/"]["get"]
-    [limit] = [p for p in events["parameters"] if p["name"] == "limit"]
-    assert "all" in json.dumps(limit["schema"])
-    payouts = openapi["paths"]["/api/v1/payouts/"]["get"]
-    assert "as_of" in {p["name"] for p in payouts["parameters"]}
-    assert "AS_OF_SCAN_LIMIT" in payouts["description"]
+    assert_invalid(response, "limit")
 
 
 # Paging the feed while payouts are written
@@ -473,7 +429,7 @@ def test_paging_after_the_last_position_while_writers_write_misses_and_repeats_n
     def write() -> None:
         try:
             for _ in range(each):
-                seed(ledger, 1)
+                seed_payouts(ledger, 1)
                 time.sleep(0.002)
         except Exception as error:  # reported by the main thread
             failures.append(error)

@@ -3,7 +3,6 @@ password hash is computed (django-axes, api/lockout.py)."""
 
 from __future__ import annotations
 
-import base64
 import time
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -21,7 +20,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from api.models import ApiKey
-from tests.api.support import PAYOUTS, assert_problem
+from tests.api.support import PAYOUTS, assert_problem, basic
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -32,10 +31,6 @@ if TYPE_CHECKING:
 
 LIMIT = 5
 LOGIN = "/admin/login/"
-
-
-def basic(username: str, password: str) -> str:
-    return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
 
 
 @pytest.fixture(autouse=True)

@@ -18,18 +18,12 @@ from api import models as api_models
 from api import throttling
 from api.lockout import refuse_if_locked
 from api.models import ApiKey
-from tests.api.support import PAYOUTS, assert_problem
+from tests.api.support import PAYOUTS, assert_problem, bearer_client
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
 
     from ledger.application import Payouts
-
-
-def bearer(plain: str, address: str) -> APIClient:
-    client = APIClient(REMOTE_ADDR=address)
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {plain}")
-    return client
 
 
 def fresh_address() -> str:
@@ -52,7 +46,7 @@ def seen(
     """A key this process has just found valid: cached for 5 s."""
     settings.API_KEY_CACHE_SECONDS = 5
     key, plain = ApiKey.issue(staff_user, "cached")
-    client = bearer(plain, fresh_address())
+    client = bearer_client(plain, REMOTE_ADDR=fresh_address())
     assert client.get(PAYOUTS).status_code == 200
     return key, plain, client
 
@@ -125,7 +119,9 @@ def test_a_failure_anywhere_brings_the_lockout_query_back(
 ) -> None:
     # given
     address = fresh_address()
-    assert_problem(bearer("pl_nosuchkey.x", address).get(PAYOUTS), 401)
+    assert_problem(
+        bearer_client("pl_nosuchkey.x", REMOTE_ADDR=address).get(PAYOUTS), 401
+    )
     request = APIClient().get(PAYOUTS).wsgi_request
     request.META["REMOTE_ADDR"] = address
     # when
@@ -143,7 +139,7 @@ def test_the_rate_limit_fails_open_when_its_redis_is_unreachable(
     dead = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2)
     monkeypatch.setattr(throttling, "shared_redis", lambda: dead)
     # when
-    response = bearer(staff_api_key, fresh_address()).get(PAYOUTS)
+    response = bearer_client(staff_api_key, REMOTE_ADDR=fresh_address()).get(PAYOUTS)
     # then
     assert response.status_code == 200
 

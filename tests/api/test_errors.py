@@ -11,10 +11,17 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.api.support import EVENTS, PAYOUTS, assert_problem, detail_url, history_url
-from tests.builders import card_payout
+from tests.api.support import (
+    EVENTS,
+    LIST_PARAMETERS,
+    PAYOUTS,
+    SOME_ID,
+    assert_problem,
+    detail_url,
+    history_url,
+    post_payout,
+)
 
-SOME_ID = "0b6f6a4e-8a36-4a52-a0b3-2ab1d0c7f9d1"
 FUZZ = settings(
     max_examples=200,
     derandomize=True,
@@ -61,6 +68,27 @@ def test_a_method_not_listed_is_a_405_problem_naming_the_allowed_ones(
     # then
     assert_problem(response, 405)
     assert response["Allow"].startswith(allowed)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("get", detail_url(SOME_ID), None),
+        ("get", f"{detail_url(SOME_ID)}?version=1", None),
+        ("patch", detail_url(SOME_ID), {"status": "cancelled"}),
+        ("patch", detail_url(SOME_ID), {"status": "completed"}),
+        ("delete", detail_url(SOME_ID), None),
+        ("get", history_url(SOME_ID), None),
+    ],
+    ids=["read", "read a version", "cancel", "change", "delete", "history"],
+)
+def test_an_unknown_payout_is_a_404_problem_wherever_it_is_named(
+    staff_client, method, path, body
+) -> None:
+    # when
+    response = getattr(staff_client, method)(path, body, format="json")
+    # then
+    assert assert_problem(response, 404)["code"] == "not_found"
 
 
 def test_a_problem_type_is_a_uri_and_its_title_is_stable(staff_client) -> None:
@@ -156,7 +184,7 @@ def test_no_create_body_is_answered_with_a_500(staff_client, body) -> None:
 )
 def test_no_patch_body_is_answered_with_a_500(staff_client, body) -> None:
     # given
-    payout_id = staff_client.post(PAYOUTS, card_payout(), format="json").json()["id"]
+    payout_id = post_payout(staff_client).json()["id"]
     # when
     response = staff_client.patch(
         detail_url(payout_id), json.dumps(body), content_type="application/json"
@@ -166,25 +194,7 @@ def test_no_patch_body_is_answered_with_a_500(staff_client, body) -> None:
 
 
 @FUZZ
-@given(
-    query=st.dictionaries(
-        st.sampled_from(
-            [
-                "status",
-                "currency",
-                "created_after",
-                "created_before",
-                "amount_min",
-                "amount_max",
-                "ordering",
-                "cursor",
-                "limit",
-            ]
-        ),
-        QUERY_TEXT,
-        max_size=3,
-    )
-)
+@given(query=st.dictionaries(st.sampled_from(LIST_PARAMETERS), QUERY_TEXT, max_size=3))
 def test_no_list_query_is_answered_with_a_500(staff_client, query) -> None:
     # when
     response = staff_client.get(f"{PAYOUTS}?{urlencode(query)}")

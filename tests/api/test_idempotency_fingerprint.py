@@ -71,6 +71,17 @@ def test_bodies_differing_only_in_the_card_number_differ_in_fingerprint() -> Non
     )
 
 
+def test_the_same_fields_in_another_order_have_the_same_fingerprint() -> None:
+    # given
+    body = card_payout(number=CARD)
+    reordered = dict(reversed(list(body.items())))
+    reordered["recipient_details"] = dict(
+        reversed(list(body["recipient_details"].items()))
+    )
+    # then
+    assert fingerprint(reordered) == fingerprint(body)
+
+
 def test_the_fingerprint_is_keyed_with_its_own_key_not_secret_key(
     settings: Any,
 ) -> None:

@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from ledger.application import NewPayout
-from tests.api.support import assert_problem
+from tests.api.support import PAYOUTS, assert_problem
 from tests.builders import TEST_ACTOR, bank_payout, new_payout
 
 if TYPE_CHECKING:
@@ -24,7 +24,6 @@ if TYPE_CHECKING:
 
     from ledger.application import Payouts
 
-LIST = "/api/v1/payouts/"
 PAYOUT_FIELDS = {
     "id",
     "amount",
@@ -175,7 +174,7 @@ def test_hostile_list_parameters_get_a_problem_naming_one_of_them_or_a_page(
     # when: in a savepoint, so that a database error leaves the next examples a usable
     # transaction and the falsifying example is the first one that failed
     with transaction.atomic():
-        response = staff_client.get(LIST, query)
+        response = staff_client.get(PAYOUTS, query)
     # then
     assert response.status_code < 500, (query, response.content)
     if response.status_code >= 400:

@@ -6,10 +6,9 @@ from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
-from rest_framework.test import APIClient
 
 from api.models import ApiKey
-from tests.api.support import PAYOUTS, assert_problem
+from tests.api.support import PAYOUTS, assert_problem, bearer_client
 
 
 def create_key(username: str, *args: str) -> tuple[str, str]:
@@ -19,9 +18,7 @@ def create_key(username: str, *args: str) -> tuple[str, str]:
 
 
 def bearer_get(key: str):
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
-    return client.get(PAYOUTS)
+    return bearer_client(key).get(PAYOUTS)
 
 
 def test_create_api_key_prints_the_key_alone_on_its_last_line(staff_user) -> None:

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import uuid
 from urllib.parse import quote
 
 import pytest
 
-from tests.api.support import assert_problem, detail_url, post_payout
+from tests.api.support import assert_invalid, assert_problem, detail_url, post_payout
 
 
 @pytest.fixture
@@ -80,13 +79,6 @@ def test_updated_at_moves_with_the_last_event(staff_client, cancelled_payout) ->
     assert payout["updated_at"] == "2026-03-02T09:00:02Z"
 
 
-def test_an_unknown_id_is_a_404_problem(staff_client) -> None:
-    # when
-    response = staff_client.get(detail_url(uuid.uuid4()))
-    # then
-    assert_problem(response, 404)
-
-
 # ?version=
 
 
@@ -101,24 +93,20 @@ def test_version_replays_the_payout_to_that_version(
     assert response["ETag"] == '"1"'
 
 
-def test_the_current_version_reads_as_the_current_state(
-    staff_client, cancelled_payout
+@pytest.mark.parametrize(
+    "query",
+    [
+        {"version": "3"},
+        {"as_of": "2026-03-02T09:00:00.999999Z"},
+        {"version": "2", "as_of": "2026-03-02T09:00:01Z"},
+    ],
+    ids=["version", "before it existed", "version not there yet"],
+)
+def test_a_version_or_an_instant_the_payout_never_had_is_a_404_problem(
+    staff_client, cancelled_payout, query
 ) -> None:
     # when
-    payout = staff_client.get(detail_url(cancelled_payout["id"]), {"version": 2}).json()
-    # then
-    assert payout["status"] == "cancelled"
-    assert payout["version"] == 2
-
-
-@pytest.mark.parametrize("version", ["3", "0", "999999999"])
-def test_a_version_that_does_not_exist_is_a_404_problem(
-    staff_client, cancelled_payout, version
-) -> None:
-    # when
-    response = staff_client.get(
-        detail_url(cancelled_payout["id"]), {"version": version}
-    )
+    response = staff_client.get(detail_url(cancelled_payout["id"]), query)
     # then
     assert_problem(response, 404)
 
@@ -132,15 +120,7 @@ def test_a_version_that_is_not_a_positive_integer_is_a_400(
         detail_url(cancelled_payout["id"]), {"version": version}
     )
     # then
-    problem = assert_problem(response, 400)
-    assert list(problem["errors"]) == ["version"]
-
-
-def test_a_version_of_an_unknown_payout_is_a_404(staff_client) -> None:
-    # when
-    response = staff_client.get(detail_url(uuid.uuid4()), {"version": 1})
-    # then
-    assert_problem(response, 404)
+    assert_invalid(response, "version")
 
 
 # ?as_of=
@@ -150,10 +130,7 @@ def test_a_version_of_an_unknown_payout_is_a_404(staff_client) -> None:
     ("as_of", "status"),
     [
         ("2026-03-02T09:00:01Z", "pending"),
-        ("2026-03-02T09:00:01.500000Z", "pending"),
-        ("2026-03-02T09:00:02Z", "cancelled"),
         ("2026-03-02T10:00:02+01:00", "cancelled"),
-        ("2030-01-01T00:00:00Z", "cancelled"),
     ],
 )
 def test_as_of_replays_the_events_at_or_before_that_instant(
@@ -168,17 +145,6 @@ def test_as_of_replays_the_events_at_or_before_that_instant(
     assert response.json()["status"] == status
 
 
-def test_as_of_before_the_payout_existed_is_a_404_problem(
-    staff_client, cancelled_payout
-) -> None:
-    # when
-    response = staff_client.get(
-        detail_url(cancelled_payout["id"]), {"as_of": "2026-03-02T09:00:00.999999Z"}
-    )
-    # then
-    assert_problem(response, 404)
-
-
 def test_an_as_of_whose_plus_sign_was_not_encoded_is_understood(
     staff_client, cancelled_payout
 ) -> None:
@@ -190,52 +156,6 @@ def test_an_as_of_whose_plus_sign_was_not_encoded_is_understood(
     assert response.json()["status"] == "pending"
 
 
-@pytest.mark.parametrize(
-    "as_of",
-    [
-        "yesterday",
-        "2026-03-02T09:00:01",
-        "2026-03-02",
-        "2026-13-02T09:00:01Z",
-        "2026-03-02T25:00:00Z",
-        "99999-01-01T00:00:00Z",
-        "",
-    ],
-)
-def test_an_as_of_that_is_not_an_rfc3339_instant_is_a_400(
-    staff_client, cancelled_payout, as_of
-) -> None:
-    # when
-    response = staff_client.get(detail_url(cancelled_payout["id"]), {"as_of": as_of})
-    # then
-    problem = assert_problem(response, 400)
-    assert list(problem["errors"]) == ["as_of"]
-
-
-def test_version_and_as_of_together_give_that_version_if_it_existed_by_then(
-    staff_client, cancelled_payout
-) -> None:
-    # when
-    response = staff_client.get(
-        detail_url(cancelled_payout["id"]),
-        {"version": 1, "as_of": "2026-03-02T09:00:02Z"},
-    )
-    # then
-    assert response.json()["version"] == 1
-
-
-def test_a_version_that_did_not_exist_yet_at_as_of_is_a_404(
-    staff_client, cancelled_payout
-) -> None:
-    # when
-    response = staff_client.get(
-        detail_url(cancelled_payout["id"]),
-        {"version": 2, "as_of": "2026-03-02T09:00:01Z"},
-    )
-    # then
-    assert_problem(response, 404)
-
-
 def test_bad_version_and_bad_as_of_are_both_named(
     staff_client, cancelled_payout
 ) -> None:
@@ -244,5 +164,4 @@ def test_bad_version_and_bad_as_of_are_both_named(
         detail_url(cancelled_payout["id"]), {"version": "x", "as_of": "y"}
     )
     # then
-    problem = assert_problem(response, 400)
-    assert set(problem["errors"]) == {"version", "as_of"}
+    assert_invalid(response, "version", "as_of")

@@ -7,6 +7,8 @@ import re
 import pytest
 from rest_framework.test import APIClient
 
+from tests.api.support import LIST_PARAMETERS
+
 SCHEMA = "/api/v1/schema/"
 OPERATIONS = [
     ("/api/v1/payouts/", "get"),
@@ -145,21 +147,7 @@ def test_the_409_problem_documents_current_status_and_allowed_transitions(
 @pytest.mark.parametrize(
     ("path", "method", "names"),
     [
-        (
-            "/api/v1/payouts/",
-            "get",
-            {
-                "status",
-                "currency",
-                "created_after",
-                "created_before",
-                "amount_min",
-                "amount_max",
-                "ordering",
-                "cursor",
-                "limit",
-            },
-        ),
+        ("/api/v1/payouts/", "get", {*LIST_PARAMETERS, "as_of"}),
         ("/api/v1/payouts/", "post", {"Idempotency-Key"}),
         ("/api/v1/payouts/{payout_id}/", "get", {"version", "as_of"}),
         ("/api/v1/payouts/{payout_id}/", "patch", {"If-Match"}),
@@ -186,6 +174,18 @@ def test_the_event_feed_documents_its_ndjson_form(openapi) -> None:
     assert "application/x-ndjson" in ok["content"]
 
 
+def test_the_event_feeds_limit_is_an_integer_or_all(openapi) -> None:
+    # given
+    parameters = openapi["paths"]["/api/v1/events/"]["get"]["parameters"]
+    # when
+    [limit] = [p for p in parameters if p["name"] == "limit"]
+    # then
+    assert limit["schema"]["oneOf"] == [
+        {"type": "integer", "minimum": 1, "maximum": 1000},
+        {"type": "string", "enum": ["all"]},
+    ]
+
+
 def test_the_schema_documents_bearer_api_keys(openapi) -> None:
     # when
     schemes = openapi["components"]["securitySchemes"]
@@ -198,7 +198,6 @@ def test_the_schema_documents_the_metrics_token(openapi) -> None:
     scheme = openapi["components"]["securitySchemes"]["MetricsToken"]
     # then
     assert (scheme["type"], scheme["scheme"]) == ("http", "bearer")
-    assert "METRICS_TOKEN" in openapi["info"]["description"]
 
 
 @pytest.mark.parametrize(
@@ -222,11 +221,10 @@ def test_recipient_details_are_told_apart_by_a_discriminator_on_type(
     ("path", "method"),
     [("/api/v1/payouts/", "post"), ("/api/v1/payouts/{payout_id}/", "patch")],
 )
-def test_operations_with_a_body_document_the_413_for_bodies_over_1_mib(
+def test_operations_with_a_body_document_the_413_as_a_problem(
     openapi: dict, path: str, method: str
 ) -> None:
     response = openapi["paths"][path][method]["responses"]["413"]
-    assert "1 MiB" in response["description"]
     assert list(response["content"]) == ["application/problem+json"]
 
 

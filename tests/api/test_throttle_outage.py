@@ -8,23 +8,31 @@ from typing import TYPE_CHECKING, Any
 from django.core.cache import cache
 from eventsourcing.persistence import OperationalError
 
-from tests.builders import card_payout
+from tests.api.support import assert_problem, post_payout
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     import pytest
     from rest_framework.test import APIClient
+
+
+def raising(error: Exception) -> Callable[..., Any]:
+    """A stand-in for a call that fails with `error` whatever it is given."""
+
+    def fail(*args: Any, **kwargs: Any) -> Any:
+        raise error
+
+    return fail
 
 
 def test_a_create_succeeds_while_the_throttle_cache_is_down(
     staff_client: APIClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # given: every cache read fails, as with Redis unreachable
-    def unreachable(*args: Any, **kwargs: Any) -> Any:
-        raise ConnectionError("redis is down")
-
-    monkeypatch.setattr(cache, "get", unreachable)
+    monkeypatch.setattr(cache, "get", raising(ConnectionError("redis is down")))
     # when
-    response = staff_client.post("/api/v1/payouts/", card_payout(), format="json")
+    response = post_payout(staff_client)
     # then
     assert response.status_code == 201
 
@@ -33,15 +41,12 @@ def test_a_create_while_the_event_store_is_down_is_a_retryable_503(
     staff_client: APIClient, ledger: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # given: the event store's database is restarting
-    def restarting(*args: Any, **kwargs: Any) -> Any:
-        raise OperationalError("the database system is shutting down")
-
-    monkeypatch.setattr(ledger, "save", restarting)
+    shutting_down = OperationalError("the database system is shutting down")
+    monkeypatch.setattr(ledger, "save", raising(shutting_down))
     # when
-    response = staff_client.post("/api/v1/payouts/", card_payout(), format="json")
+    response = post_payout(staff_client)
     # then
-    assert response.status_code == 503
-    assert response["Content-Type"] == "application/problem+json"
+    assert_problem(response, 503)
     assert response["Retry-After"] == "1"
     # a commit whose acknowledgement was lost may have landed: the client is told
     # that the outcome is unknown, and how to retry safely

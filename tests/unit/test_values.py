@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import re
 from decimal import Decimal
+from typing import Any
 from uuid import UUID
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ledger.apps import money_policy
 from ledger.errors import InvalidValue
 from ledger.values import (
     CardNumber,
@@ -66,7 +68,7 @@ def test_an_amount_is_quantised_to_the_currency_minor_unit(
 
 @pytest.mark.parametrize(
     ("amount", "currency"),
-    [("1500.001", "EUR"), ("1.5", "JPY"), ("1.2345", "KWD")],
+    [("1500.001", "EUR"), ("1.5", "JPY"), ("100.00", "JPY"), ("1.2345", "KWD")],
 )
 def test_more_decimal_places_than_the_minor_unit_are_refused(
     amount: str, currency: str
@@ -140,6 +142,14 @@ def test_an_amount_above_the_maximum_is_refused() -> None:
     assert "1000" in refused.value.message
 
 
+def test_an_integer_amount_is_held_to_the_maximum_too() -> None:
+    # when
+    with pytest.raises(InvalidValue) as refused:
+        MoneyPolicy().money(10**40, "EUR")
+    # then
+    assert refused.value.field == "amount"
+
+
 def test_the_default_maximum_is_one_billion() -> None:
     # given
     policy = MoneyPolicy()
@@ -174,7 +184,7 @@ def test_a_currency_on_the_allow_list_is_accepted() -> None:
     assert money.currency == "USD"
 
 
-@pytest.mark.parametrize("code", ["HRK", "VEF", "LTL", "ZWL"])
+@pytest.mark.parametrize("code", ["HRK", "VEF", "LTL", "ZWL", "DEM"])
 def test_a_withdrawn_currency_is_refused(code: str) -> None:
     # when
     with pytest.raises(InvalidValue) as refused:
@@ -200,6 +210,34 @@ def test_a_code_that_is_not_iso_4217_is_refused(code: object) -> None:
         MoneyPolicy().money("10", code)  # type: ignore[arg-type]
     # then
     assert refused.value.field == "currency"
+
+
+# Money: the deployment's policy, from PAYOUT_CURRENCIES and PAYOUT_MAX_AMOUNT
+
+
+def test_the_settings_narrow_the_currencies_and_lower_the_ceiling(
+    settings: Any,
+) -> None:
+    # given
+    settings.PAYOUT_CURRENCIES = ["EUR", "JPY"]
+    settings.PAYOUT_MAX_AMOUNT = "100"
+    # when
+    policy = money_policy()
+    # then
+    assert policy == MoneyPolicy(
+        currencies=frozenset({"EUR", "JPY"}), max_amount=Decimal("100")
+    )
+
+
+def test_without_payout_currencies_every_active_currency_is_accepted(
+    settings: Any,
+) -> None:
+    # given
+    settings.PAYOUT_CURRENCIES = []
+    # when
+    money = money_policy().money("10", "KWD")
+    # then
+    assert money.currency == "KWD"
 
 
 valid_amounts = st.sampled_from(sorted(MINOR_UNITS)).flatmap(
@@ -357,7 +395,15 @@ def test_a_bic_from_the_iban_country_is_accepted() -> None:
 
 
 @pytest.mark.parametrize(
-    "iban", ["DE89370400440532013001", "XX89370400440532013000", "DE89", ""]
+    "iban",
+    [
+        "DE89370400440532013001",
+        "DE8937040044053201300",
+        "XX89370400440532013000",
+        "DE89",
+        "not an iban",
+        "",
+    ],
 )
 def test_an_invalid_iban_is_refused(iban: str) -> None:
     # when
@@ -367,7 +413,7 @@ def test_an_invalid_iban_is_refused(iban: str) -> None:
     assert refused.value.field == "recipient_details.iban"
 
 
-@pytest.mark.parametrize("bic", ["NOTABIC", "COBA1EFFXXX"])
+@pytest.mark.parametrize("bic", ["NOTABIC", "NOTABIC!", "COBADE", "COBA1EFFXXX"])
 def test_an_invalid_bic_is_refused(bic: str) -> None:
     # when
     with pytest.raises(InvalidValue) as refused:
@@ -376,10 +422,11 @@ def test_an_invalid_bic_is_refused(bic: str) -> None:
     assert refused.value.field == "recipient_details.bic"
 
 
-def test_a_bic_from_another_country_than_the_iban_is_refused() -> None:
+@pytest.mark.parametrize("bic", ["BNPAFRPPXXX", "BNPAFRPP"])
+def test_a_bic_from_another_country_than_the_iban_is_refused(bic: str) -> None:
     # when
     with pytest.raises(InvalidValue) as refused:
-        bank_account_recipient(IBAN, "Grace Hopper", "BNPAFRPPXXX")
+        bank_account_recipient(IBAN, "Grace Hopper", bic)
     # then
     assert refused.value.field == "recipient_details.bic"
     assert "FR" in refused.value.message
