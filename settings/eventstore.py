@@ -37,15 +37,14 @@ if _unsafe := unsafe_options(dict(env.ENVIRON), _APP_NAME):
     )
 
 # Card numbers are encrypted at rest. CIPHER_KEYS is `id:base64key,...`, the last key
-# encrypting; CIPHER_KEY alone is how installs from before key rotation configure it.
+# encrypting.
 _cipher_keys = _prefixed_first("CIPHER_KEYS")
-_cipher_key = _prefixed_first("CIPHER_KEY")
 # Always: DEBUG is no reason to write card numbers in the clear.
-if not (_cipher_keys or _cipher_key):
+if not _cipher_keys:
     raise ImproperlyConfigured(
-        "CIPHER_KEYS (or the older single CIPHER_KEY) must be set: card numbers are "
-        "encrypted at rest. `make run` writes a local one into .env on first start; "
-        "`manage.py rotate_cipher_key` makes a new one."
+        "CIPHER_KEYS must be set: card numbers are encrypted at rest. `make run` "
+        "writes a local one into .env on first start; `manage.py rotate_cipher_key` "
+        "makes a new one."
     )
 
 EVENT_STORE_SCHEMA = env.str("EVENT_STORE_SCHEMA", default="eventstore")
@@ -90,12 +89,8 @@ else:
         "CREATE_TABLE": "y",
     }
 
-# Also reads the AESCipher blobs written before key ids existed.
 EVENT_STORE["CIPHER_TOPIC"] = "ledger.cipher:RotatingCipher"
-if _cipher_keys:
-    EVENT_STORE["CIPHER_KEYS"] = _cipher_keys
-if _cipher_key:
-    EVENT_STORE["CIPHER_KEY"] = _cipher_key
+EVENT_STORE["CIPHER_KEYS"] = _cipher_keys
 # A malformed key fails here, at startup, not at the first event read or written.
 try:
     RotatingCipher(Environment(_APP_NAME, EVENT_STORE))
