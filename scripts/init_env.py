@@ -40,9 +40,9 @@ def main() -> None:
     lines: list[str] = []
     if "SECRET_KEY" not in defined:
         lines.append(f"SECRET_KEY={secrets.token_urlsafe(50)}")
-    # Existing cipher keys, even under the application's prefix, mean an event
-    # store may already depend on them: then no key is written.
-    if not defined & {"CIPHER_KEYS", "PAYOUTS_CIPHER_KEYS"}:
+    # Existing cipher keys mean an event store may already depend on them: then no
+    # key is written.
+    if "CIPHER_KEYS" not in defined:
         key = base64.b64encode(secrets.token_bytes(32)).decode()
         lines.append(f"CIPHER_KEYS=k1:{key}")
     if "IDEMPOTENCY_FINGERPRINT_KEY" not in defined:

@@ -19,15 +19,6 @@ _run_dir = RUN_DIR
 _APP_NAME = "payouts"
 
 
-def _prefixed_first(name: str) -> str:
-    """PAYOUTS_<name>, else <name>: installs from before the ledger's environment
-    came from settings alone may have set the keys under the library's prefix, and
-    a key that stops being read leaves its events unreadable."""
-    return env.str(f"{_APP_NAME.upper()}_{name}", default="") or env.str(
-        name, default=""
-    )
-
-
 # The insert lock is what keeps notification ids committing in order; refused
 # wherever it is asked for, even though the ledger no longer reads the environment.
 if _unsafe := unsafe_options(dict(env.ENVIRON), _APP_NAME):
@@ -38,7 +29,7 @@ if _unsafe := unsafe_options(dict(env.ENVIRON), _APP_NAME):
 
 # Card numbers are encrypted at rest. CIPHER_KEYS is `id:base64key,...`, the last key
 # encrypting.
-_cipher_keys = _prefixed_first("CIPHER_KEYS")
+_cipher_keys = env.str("CIPHER_KEYS", default="")
 # Always: DEBUG is no reason to write card numbers in the clear.
 if not _cipher_keys:
     raise ImproperlyConfigured(

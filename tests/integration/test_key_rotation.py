@@ -135,10 +135,10 @@ def test_no_full_card_number_is_in_the_raw_event_table_across_a_rotation(
     [
         ({}, "CIPHER_KEYS must be set"),
         ({"CIPHER_KEYS": f"a:{KEY_A},{KEY_B}"}, "Cipher keys: CIPHER_KEYS entry 2"),
+        ({"PAYOUTS_CIPHER_KEYS": f"a:{KEY_A}"}, "CIPHER_KEYS must be set"),
         ({"CIPHER_KEYS": f"a:{KEY_A}"}, None),
-        ({"PAYOUTS_CIPHER_KEYS": f"a:{KEY_A}"}, None),
     ],
-    ids=["no key", "malformed", "keys", "prefixed keys"],
+    ids=["no key", "malformed", "prefixed keys only", "keys"],
 )
 @pytest.mark.parametrize("debug", ["false", "true"])
 def test_settings_need_well_formed_keys_even_in_debug(
@@ -153,8 +153,6 @@ def test_settings_need_well_formed_keys_even_in_debug(
         "CIPHER_KEYS": "",
         **cipher,
     }
-    if "PAYOUTS_CIPHER_KEYS" not in cipher:
-        env.pop("PAYOUTS_CIPHER_KEYS", None)
     # when
     result = subprocess.run(
         [sys.executable, "-c", "import settings.base"],
@@ -178,9 +176,8 @@ def test_settings_need_well_formed_keys_even_in_debug(
 
 
 @pytest.fixture
-def configured(settings: SettingsWrapper, monkeypatch: pytest.MonkeyPatch) -> Any:
-    """Set the keys in effect (settings over os.environ, as the library reads them)."""
-    monkeypatch.delenv("PAYOUTS_CIPHER_KEYS", raising=False)
+def configured(settings: SettingsWrapper) -> Any:
+    """Set the keys in effect: settings.EVENT_STORE's, all the ledger reads."""
 
     def configure(**cipher: str) -> None:
         settings.EVENT_STORE = {
