@@ -6,6 +6,7 @@ process may read the public key, which is all `verify_ledger` needs."""
 
 from __future__ import annotations
 
+from settings.deployment import CHECKPOINT_PUBLIC_KEY  # noqa: F401 (a setting)
 from settings.env import PRODUCTION, RUN_DIR, env
 
 # The supervisor and systemd name each process they run; a shell names none.
@@ -22,10 +23,6 @@ CHECKPOINT_SIGNING_KEY_FILE = (
     if _process in SIGNING_PROCESSES
     else ""
 )
-# Comma-separated Ed25519 public keys (base64 of the 32 raw bytes, as `make run`
-# writes it into .env); the first is the current one, older ones verify older
-# checkpoints after a rotation.
-CHECKPOINT_PUBLIC_KEY = env.str("CHECKPOINT_PUBLIC_KEY", default="")
 # Every (seq, digest) the checkpointer signs is appended here, outside the database:
 # what an auditor publishes, and what the checkpointer checks the chain against
 # before it extends it.

@@ -11,10 +11,11 @@ from eventsourcing.utils import Environment
 
 from ledger.application import unsafe_options
 from ledger.cipher import RotatingCipher
+from settings import deployment
+from settings.deployment import DATABASE_URL
 from settings.env import RUN_DIR, env
 from settings.processes import WORKER_CONCURRENCY, WORKER_POOL
 
-_database_url = env.str("DATABASE_URL", default="")
 _run_dir = RUN_DIR
 _APP_NAME = "payouts"
 
@@ -27,11 +28,9 @@ if _unsafe := unsafe_options(dict(env.ENVIRON), _APP_NAME):
         "its table lock, and the projector and dispatcher would skip late commits."
     )
 
-# Card numbers are encrypted at rest. CIPHER_KEYS is `id:base64key,...`, the last key
-# encrypting.
-_cipher_keys = env.str("CIPHER_KEYS", default="")
-# Always: DEBUG is no reason to write card numbers in the clear.
-if not _cipher_keys:
+# Card numbers are encrypted at rest, always: DEBUG is no reason to write them in the
+# clear.
+if not deployment.CIPHER_KEYS:
     raise ImproperlyConfigured(
         "CIPHER_KEYS must be set: card numbers are encrypted at rest. `make run` "
         "writes a local one into .env on first start; `manage.py rotate_cipher_key` "
@@ -40,8 +39,8 @@ if not _cipher_keys:
 
 EVENT_STORE_SCHEMA = env.str("EVENT_STORE_SCHEMA", default="eventstore")
 
-if _database_url:
-    _db = env.db_url_config(_database_url)
+if DATABASE_URL:
+    _db = env.db_url_config(DATABASE_URL)
     EVENT_STORE: dict[str, str] = {
         "PERSISTENCE_MODULE": "eventsourcing.postgres",
         "POSTGRES_DBNAME": _db["NAME"],
@@ -81,7 +80,7 @@ else:
     }
 
 EVENT_STORE["CIPHER_TOPIC"] = "ledger.cipher:RotatingCipher"
-EVENT_STORE["CIPHER_KEYS"] = _cipher_keys
+EVENT_STORE["CIPHER_KEYS"] = deployment.CIPHER_KEYS
 # A malformed key fails here, at startup, not at the first event read or written.
 try:
     RotatingCipher(Environment(_APP_NAME, EVENT_STORE))
