@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hmac
 import logging
-import os
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -173,8 +172,10 @@ def metrics(request: HttpRequest) -> HttpResponse:
     ):
         return _metrics_unauthorized()
     registry = CollectorRegistry()
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        multiprocess.MultiProcessCollector(registry)
+    if settings.METRICS_MULTIPROCESS:
+        multiprocess.MultiProcessCollector(
+            registry, path=settings.PROMETHEUS_MULTIPROC_DIR
+        )
     else:
         registry = REGISTRY
     output = generate_latest(registry)

@@ -162,7 +162,6 @@ PAYOUT_MAX_AMOUNT = env.str("PAYOUT_MAX_AMOUNT", default="1000000000")
 PAYOUT_CURRENCIES = [
     c.strip().upper() for c in env.list("PAYOUT_CURRENCIES", default=[])
 ]
-API_THROTTLE_RATE = env.str("API_THROTTLE_RATE", default="100/s")
 PROJECTION_LAG_LIMIT = env.float("PROJECTION_LAG_LIMIT", default=30.0)
 # Keys the Idempotency-Key request fingerprints (api/idempotency.py), which are
 # published with each Created event's chain fields. Required in production; a local

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from settings.deployment import CHECKPOINT_PUBLIC_KEY  # noqa: F401 (a setting)
 from settings.env import PRODUCTION, RUN_DIR, env
+from settings.processes import PROCESS_NAME
 
-# The supervisor and systemd name each process they run; a shell names none.
+# The checkpointer, and an operator's shell (which names no process).
 SIGNING_PROCESSES = ("checkpointer", "")
-_process = env.str("PROCESS_NAME", default="")
 # The web, worker, followers and beat processes never learn where the private key is,
 # whatever their environment says: an intruder in one of them cannot sign. In
 # production there is no default: the path is configured for the checkpointer alone.
@@ -20,7 +20,7 @@ CHECKPOINT_SIGNING_KEY_FILE = (
         "CHECKPOINT_SIGNING_KEY_FILE",
         default="" if PRODUCTION else str(RUN_DIR / "checkpoint-signing-key.pem"),
     )
-    if _process in SIGNING_PROCESSES
+    if PROCESS_NAME in SIGNING_PROCESSES
     else ""
 )
 # Every (seq, digest) the checkpointer signs is appended here, outside the database:
