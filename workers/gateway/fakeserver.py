@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import random
 import secrets
 import socket
@@ -410,13 +409,17 @@ def serve(
 
 
 def main() -> None:
+    # Here, not at the top: tests and tools import this module's tables and handler,
+    # and must not load the environment (or .env) into theirs.
+    from settings import fakegateway as config
+
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    url = urlsplit(os.environ.get("GATEWAY_URL", "http://127.0.0.1:8001"))
-    latency = float(os.environ.get("GATEWAY_LATENCY_MS", "0") or 0)
-    faults = os.environ.get("GATEWAY_FAULTS", "")
-    scale = float(os.environ.get("GATEWAY_TIME_SCALE", "1") or 1)
-    server = serve(url.hostname or "127.0.0.1", url.port or 80, latency, faults, scale)
-    logger.info("fake gateway listening on %s (latency %s ms)", url.geturl(), latency)
+    server = serve(
+        config.HOST, config.PORT, config.LATENCY_MS, config.FAULTS, config.TIME_SCALE
+    )
+    logger.info(
+        "fake gateway listening on %s (latency %s ms)", config.URL, config.LATENCY_MS
+    )
     try:
         server.serve_forever()
     except KeyboardInterrupt:
