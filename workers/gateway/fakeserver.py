@@ -22,6 +22,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
+from ledger.values import PayoutStatus
+
 logger = logging.getLogger("fakegateway")
 
 DECLINES = {
@@ -45,13 +47,14 @@ DEGRADED = {"4000000000005225"}
 DEGRADED_SECONDS, DEGRADED_HOLD = 200.0, 15.0
 # What a payout paid with each test card ends as (SPEC.md), for tests and make chaos;
 # the degraded card ends either way, so it is not here.
+_COMPLETED, _FAILED = PayoutStatus.COMPLETED.value, PayoutStatus.FAILED.value
 OUTCOMES: dict[str, tuple[str, str | None]] = {
-    "4242424242424242": ("completed", None),
-    "4111111111111111": ("completed", None),
-    **{number: ("failed", code) for number, (code, _) in DECLINES.items()},
-    **{number: ("completed", None) for number in [*FLAKY, *HOLD]},
+    "4242424242424242": (_COMPLETED, None),
+    "4111111111111111": (_COMPLETED, None),
+    **{number: (_FAILED, code) for number, (code, _) in DECLINES.items()},
+    **{number: (_COMPLETED, None) for number in [*FLAKY, *HOLD]},
     **{
-        number: ("completed", None) if decline is None else ("failed", decline[0])
+        number: (_COMPLETED, None) if decline is None else (_FAILED, decline[0])
         for number, decline in PENDING.items()
     },
 }
