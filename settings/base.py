@@ -158,10 +158,6 @@ if PRODUCTION:
 # SPEC: bodies up to 1 MiB are parsed and validated field by field; larger is a 413.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
 
-PAYOUT_MAX_AMOUNT = env.str("PAYOUT_MAX_AMOUNT", default="1000000000")
-PAYOUT_CURRENCIES = [
-    c.strip().upper() for c in env.list("PAYOUT_CURRENCIES", default=[])
-]
 PROJECTION_LAG_LIMIT = env.float("PROJECTION_LAG_LIMIT", default=30.0)
 # Keys the Idempotency-Key request fingerprints (api/idempotency.py), which are
 # published with each Created event's chain fields. Required in production; a local
@@ -191,6 +187,7 @@ from settings.checkpoints import *  # noqa: E402, F403
 from settings.drf import *  # noqa: E402, F403
 from settings.eventstore import *  # noqa: E402, F403
 from settings.gateway import *  # noqa: E402, F403
+from settings.ledger import *  # noqa: E402, F403
 from settings.logging import *  # noqa: E402, F403
 from settings.processes import *  # noqa: E402, F403
 from settings.webhooks import *  # noqa: E402, F403

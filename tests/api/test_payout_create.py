@@ -367,7 +367,7 @@ def test_a_currency_outside_payout_currencies_is_refused(
     staff_client, money_settings
 ) -> None:
     # given
-    money_settings(PAYOUT_CURRENCIES=["EUR", "JPY"])
+    money_settings(CURRENCIES=["EUR", "JPY"])
     # when
     response = post_payout(staff_client, card_payout(currency="USD"))
     # then
@@ -379,7 +379,7 @@ def test_a_currency_inside_payout_currencies_is_accepted(
     staff_client, money_settings
 ) -> None:
     # given
-    money_settings(PAYOUT_CURRENCIES=["EUR", "JPY"])
+    money_settings(CURRENCIES=["EUR", "JPY"])
     # when
     response = post_payout(staff_client, bank_payout(currency="JPY"))
     # then
@@ -390,7 +390,7 @@ def test_an_amount_above_a_lowered_payout_max_amount_is_refused(
     staff_client, money_settings
 ) -> None:
     # given
-    money_settings(PAYOUT_MAX_AMOUNT="100")
+    money_settings(MAX_AMOUNT="100")
     # when
     response = post_payout(staff_client, card_payout(amount="100.01"))
     # then
@@ -402,7 +402,7 @@ def test_an_amount_equal_to_payout_max_amount_is_accepted(
     staff_client, money_settings
 ) -> None:
     # given
-    money_settings(PAYOUT_MAX_AMOUNT="100")
+    money_settings(MAX_AMOUNT="100")
     # when
     response = post_payout(staff_client, card_payout(amount="100.00"))
     # then
