@@ -190,6 +190,12 @@ def configured(settings: SettingsWrapper) -> Any:
     return configure
 
 
+def dotenv(directory: Path, text: str) -> Path:
+    path = directory / ".env"
+    path.write_text(text)
+    return path
+
+
 def rotate(*args: str) -> tuple[str, str]:
     out, err = StringIO(), StringIO()
     call_command("rotate_cipher_key", *args, stdout=out, stderr=err)
@@ -221,9 +227,8 @@ def test_rotate_cipher_key_prints_the_old_keys_and_a_new_last_one(
 def test_rotate_cipher_key_write_env_updates_the_file_and_keeps_every_key(
     configured: Any, tmp_path: Path
 ) -> None:
-    # given: a .env as `make run` writes it
-    env_file = tmp_path / ".env"
-    env_file.write_text(f"SECRET_KEY=s\nCIPHER_KEYS=k1:{KEY_A}\n")
+    # given: a .env as `make run` writes it, whose keys are in effect
+    env_file = dotenv(tmp_path, f"SECRET_KEY=s\nCIPHER_KEYS=k1:{KEY_A}\n")
     configured(CIPHER_KEYS=f"k1:{KEY_A}")
     # when
     out, _ = rotate("--write-env", "--env-file", str(env_file))
@@ -243,8 +248,7 @@ def test_rotate_cipher_key_write_env_refuses_keys_it_would_not_be_read_over(
     configured: Any, tmp_path: Path
 ) -> None:
     # given: keys in effect from the process environment, not from this file
-    env_file = tmp_path / ".env"
-    env_file.write_text(f"CIPHER_KEYS=x:{KEY_B}\n")
+    env_file = dotenv(tmp_path, f"CIPHER_KEYS=x:{KEY_B}\n")
     configured(CIPHER_KEYS=f"a:{KEY_A}")
     # when
     with pytest.raises(CommandError, match="Nothing was written"):
