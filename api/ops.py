@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hmac
 import logging
-import os
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +21,8 @@ from prometheus_client.core import REGISTRY, GaugeMetricFamily
 
 from api.exceptions import PROBLEM_CONTENT_TYPE, problem
 from ledger.apps import get_payouts
+from ledger.values import PayoutStatus
+from projections.projectors import PayoutViewProjection
 from projections.selectors import (
     attempt_counts,
     counts_by_status,
@@ -36,11 +37,9 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-PROJECTION = "payout_view"
-
 
 def projection_lag_seconds() -> float:
-    return follower_lag_seconds(PROJECTION)
+    return follower_lag_seconds(PayoutViewProjection.name)
 
 
 def healthz(request: HttpRequest) -> JsonResponse:
@@ -114,14 +113,10 @@ class LedgerCollector:
             "payouts", "Payouts by status (projection).", labels=["status"]
         )
         counts = counts_by_status()
-        for status_name in (
-            "pending",
-            "processing",
-            "completed",
-            "failed",
-            "cancelled",
-        ):
-            by_status.add_metric([status_name], counts.get(status_name, 0))
+        # Every status, a zero included: a series that appears only once it is
+        # non-zero breaks rate() and alerts on absence.
+        for status in PayoutStatus:
+            by_status.add_metric([status.value], counts.get(status.value, 0))
         yield by_status
         yield GaugeMetricFamily(
             "payouts_created",
@@ -173,8 +168,10 @@ def metrics(request: HttpRequest) -> HttpResponse:
     ):
         return _metrics_unauthorized()
     registry = CollectorRegistry()
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        multiprocess.MultiProcessCollector(registry)
+    if settings.METRICS_MULTIPROCESS:
+        multiprocess.MultiProcessCollector(
+            registry, path=settings.PROMETHEUS_MULTIPROC_DIR
+        )
     else:
         registry = REGISTRY
     output = generate_latest(registry)

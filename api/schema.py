@@ -13,6 +13,7 @@ from api.serializers import (
     StrictSerializer,
     TransitionProblemOutput,
 )
+from ledger.values import PayoutStatus
 
 # Query parameters whose views answer an empty value with a 400. For every other
 # one an empty value is the parameter left out (django-filter's rule, and ours).
@@ -140,7 +141,7 @@ CREATE_EXAMPLES = [
                 "holder": "Ada Lovelace",
             },
             "description": "Invoice 2026-118",
-            "status": "pending",
+            "status": PayoutStatus.PENDING.value,
             "failure_reason": None,
             "version": 1,
             "created_at": "2026-11-27T10:15:00.123456Z",

@@ -9,8 +9,14 @@ from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema_fiel
 from rest_framework import serializers
 
 from ledger.errors import InvalidValue
-from ledger.payout import ACTOR_TYPES, EVENT_TYPES
-from ledger.values import PayoutStatus, minor_unit
+from ledger.payout import ACTOR_TYPES, EVENT_TYPES, MAX_DESCRIPTION, MAX_REASON
+from ledger.values import (
+    MAX_CARD_DIGITS,
+    MAX_HOLDER,
+    MIN_CARD_DIGITS,
+    PayoutStatus,
+    minor_unit,
+)
 
 STATUSES = [s.value for s in PayoutStatus]
 EVENT_TYPE_NAMES = list(EVENT_TYPES.values())
@@ -32,12 +38,16 @@ class StrictSerializer(serializers.Serializer):
 class CardDetailsInput(StrictSerializer):
     type = serializers.ChoiceField(choices=["card"])
     number = serializers.RegexField(
-        r"^\d{12,19}$",
-        max_length=19,
-        error_messages={"invalid": "Must be 12 to 19 digits, no spaces."},
-        help_text="12-19 digits, Luhn-valid. Returned masked, never in full.",
+        rf"^\d{{{MIN_CARD_DIGITS},{MAX_CARD_DIGITS}}}$",
+        max_length=MAX_CARD_DIGITS,
+        error_messages={
+            "invalid": f"Must be {MIN_CARD_DIGITS} to {MAX_CARD_DIGITS} digits, "
+            "no spaces."
+        },
+        help_text=f"{MIN_CARD_DIGITS}-{MAX_CARD_DIGITS} digits, Luhn-valid. "
+        "Returned masked, never in full.",
     )
-    holder = serializers.CharField(max_length=200)
+    holder = serializers.CharField(max_length=MAX_HOLDER)
 
 
 class BankAccountDetailsInput(StrictSerializer):
@@ -46,7 +56,7 @@ class BankAccountDetailsInput(StrictSerializer):
     bic = serializers.CharField(
         max_length=11, required=False, allow_null=True, allow_blank=True
     )
-    holder = serializers.CharField(max_length=200)
+    holder = serializers.CharField(max_length=MAX_HOLDER)
 
 
 RECIPIENT_INPUTS: dict[str, type[StrictSerializer]] = {
@@ -112,7 +122,7 @@ class PayoutCreateInput(StrictSerializer):
     )
     recipient_details = RecipientDetailsField()
     description = serializers.CharField(
-        max_length=500, required=False, allow_blank=True, default=""
+        max_length=MAX_DESCRIPTION, required=False, allow_blank=True, default=""
     )
 
 
@@ -121,7 +131,7 @@ class PayoutUpdateInput(StrictSerializer):
         choices=STATUSES, help_text="Only `cancelled` is a change a client may ask for."
     )
     reason = serializers.CharField(
-        max_length=500, required=False, allow_blank=True, default=""
+        max_length=MAX_REASON, required=False, allow_blank=True, default=""
     )
 
 

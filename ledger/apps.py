@@ -38,9 +38,9 @@ def build_payouts() -> Payouts:
 
 
 def money_policy() -> MoneyPolicy:
-    currencies = frozenset(settings.PAYOUT_CURRENCIES) or None
+    currencies = frozenset(settings.LEDGER["CURRENCIES"]) or None
     return MoneyPolicy(
-        currencies=currencies, max_amount=Decimal(settings.PAYOUT_MAX_AMOUNT)
+        currencies=currencies, max_amount=Decimal(settings.LEDGER["MAX_AMOUNT"])
     )
 
 

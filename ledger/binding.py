@@ -6,8 +6,8 @@ is a second payout), moved to another version, or relabelled with another topic.
 BoundMapper seals each event with those three values as AES-GCM associated data
 (RotatingCipher format 2): a blob decrypts only in the row it was written for.
 
-Blobs of the older formats (RotatingCipher format 1, headerless AESCipher) carry no
-binding and stay readable; `verify_ledger` counts their streams as legacy.
+Blobs of the older format (RotatingCipher format 1) carry no binding and stay
+readable; `verify_ledger` counts their streams as legacy.
 """
 
 from __future__ import annotations
@@ -38,8 +38,7 @@ def binding(originator_id: UUID | str, version: int, topic: str) -> bytes:
 
 class BoundMapper(Mapper[UUID]):
     """The library's mapper with a bound cipher. Without a RotatingCipher (no cipher
-    at all, or the library's AESCipher of an install from before key ids) it is the
-    library's mapper unchanged."""
+    at all, as in-memory tests run) it is the library's mapper unchanged."""
 
     def __init__(
         self,

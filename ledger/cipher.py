@@ -12,9 +12,7 @@ associated data, so a blob cannot be relabelled with another key id. Format 2 (`
 also authenticates a binding given by the caller: the event store binds each blob to
 its stream id, version and topic (ledger/binding.py), which are plaintext columns, so
 a blob copied or moved to another row no longer decrypts. Format 1 (`encrypt`) binds
-the header only; blobs without a header were written by AESCipher before key ids
-existed and are decrypted by trying every configured key (the GCM tag tells which is
-right). Both older formats stay readable: the ledger is never re-encrypted.
+the header only, and stays readable: the ledger is never re-encrypted.
 """
 
 from __future__ import annotations
@@ -34,7 +32,6 @@ if TYPE_CHECKING:
 
 MAGIC = b"RKC\x01"
 BOUND_MAGIC = b"RKC\x02"
-LEGACY_KEY_ID = "0"
 KEY_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,32}")
 _NONCE, _TAG = 12, 16
 
@@ -54,14 +51,9 @@ class BindingMismatch(InvalidBlob):
     that wrote it."""
 
 
-def parse_keys(cipher_keys: str, legacy_key: str = "") -> dict[str, bytes]:
-    """Keys by id, oldest first: the last one is the current (encrypting) key.
-
-    `cipher_keys` is `id:base64key,...`; `legacy_key` is the single key of
-    installs from before rotation (CIPHER_KEY), known as id "0". Both may be set:
-    the environment is merged from several sources, and dropping a key that is
-    visible would make old events unreadable.
-    """
+def parse_keys(cipher_keys: str) -> dict[str, bytes]:
+    """Keys by id from `id:base64key,...`, oldest first: the last one is the
+    current (encrypting) key."""
     keys: dict[str, bytes] = {}
     entries = filter(None, (e.strip() for e in cipher_keys.split(",")))
     for position, entry in enumerate(entries, start=1):
@@ -76,15 +68,6 @@ def parse_keys(cipher_keys: str, legacy_key: str = "") -> dict[str, bytes]:
         if key_id in keys:
             raise ValueError(f"CIPHER_KEYS names key id {key_id!r} twice")
         keys[key_id] = _decode_key(key_id, encoded)
-    if legacy_key:
-        legacy = _decode_key(LEGACY_KEY_ID, legacy_key)
-        if legacy not in keys.values():
-            if LEGACY_KEY_ID in keys:
-                raise ValueError(
-                    f"CIPHER_KEY differs from key id {LEGACY_KEY_ID!r} in CIPHER_KEYS"
-                )
-            # Before the others: a legacy key is never the current one next to them.
-            keys = {LEGACY_KEY_ID: legacy, **keys}
     return keys
 
 
@@ -132,31 +115,24 @@ def _parse_header(blob: bytes, magic: bytes = MAGIC) -> tuple[str, int] | None:
     return key_id, end
 
 
-def _open(aesgcm: AESGCM, body: bytes, header: bytes | None) -> bytes:
+def _open(aesgcm: AESGCM, body: bytes, associated: bytes) -> bytes:
     nonce, tag, encrypted = (
         body[:_NONCE],
         body[_NONCE : _NONCE + _TAG],
         body[_NONCE + _TAG :],
     )
-    return aesgcm.decrypt(nonce, encrypted + tag, header)
+    return aesgcm.decrypt(nonce, encrypted + tag, associated)
 
 
 class RotatingCipher(Cipher):
     """Encrypts with the newest key of CIPHER_KEYS; decrypts with any configured key."""
 
     CIPHER_KEYS = "CIPHER_KEYS"
-    CIPHER_KEY = "CIPHER_KEY"
 
     def __init__(self, environment: Environment) -> None:
-        # Environment.get looks up the application-prefixed name (PAYOUTS_...) first.
-        keys = parse_keys(
-            environment.get(self.CIPHER_KEYS) or "",
-            environment.get(self.CIPHER_KEY) or "",
-        )
+        keys = parse_keys(environment.get(self.CIPHER_KEYS) or "")
         if not keys:
-            raise OSError(
-                f"neither {self.CIPHER_KEYS!r} nor {self.CIPHER_KEY!r} in env"
-            )
+            raise OSError(f"{self.CIPHER_KEYS!r} not in env")
         self._aesgcm = {key_id: AESGCM(key) for key_id, key in keys.items()}
         self.current_key_id = next(reversed(keys))
         encoded_id = self.current_key_id.encode("ascii")
@@ -178,27 +154,39 @@ class RotatingCipher(Cipher):
         return self._encrypt(plaintext, header, header + binding)
 
     def unseal(self, ciphertext: bytes, binding: bytes) -> bytes:
-        """Decrypt a blob of any format; a bound one must match `binding`."""
+        """Decrypt a blob of either format; a bound one must match `binding`."""
         header = _parse_header(ciphertext, BOUND_MAGIC)
         if header is None:
             return self.decrypt(ciphertext)
         key_id, end = header
-        aesgcm = self._aesgcm.get(key_id)
-        if aesgcm is not None:
-            try:
-                return _open(aesgcm, ciphertext[end:], ciphertext[:end] + binding)
-            except InvalidTag:
-                pass
-        # A headerless legacy blob whose random nonce happens to begin with the magic.
-        plaintext = self._decrypt_legacy(ciphertext)
-        if plaintext is not None:
-            return plaintext
-        if aesgcm is None:
-            raise self._unknown(key_id)
-        raise BindingMismatch(
-            f"Invalid cipher tag (key id {key_id!r}) under this event's binding: the "
-            "blob was written for another stream id, version or topic, or altered"
-        )
+        try:
+            return _open(
+                self._key(key_id), ciphertext[end:], ciphertext[:end] + binding
+            )
+        except InvalidTag:
+            raise BindingMismatch(
+                f"Invalid cipher tag (key id {key_id!r}) under this event's binding: "
+                "the blob was written for another stream id, version or topic, or "
+                "altered"
+            ) from None
+
+    def decrypt(self, ciphertext: bytes) -> bytes:
+        if is_bound(ciphertext):
+            # Readable only through unseal: without its binding it proves nothing.
+            raise BindingMismatch(
+                "Invalid cipher tag: a bound blob needs its binding to be decrypted"
+            )
+        header = _parse_header(ciphertext)
+        if header is None:
+            if len(ciphertext) < _NONCE + _TAG:
+                raise InvalidBlob("Damaged cipher text: too short")
+            # The library's wording, which callers and tests already match on.
+            raise InvalidBlob("Invalid cipher tag")
+        key_id, end = header
+        try:
+            return _open(self._key(key_id), ciphertext[end:], ciphertext[:end])
+        except InvalidTag:
+            raise InvalidBlob(f"Invalid cipher tag (key id {key_id!r})") from None
 
     def _encrypt(self, plaintext: bytes, header: bytes, associated: bytes) -> bytes:
         nonce = AESCipher.random_bytes(_NONCE)
@@ -206,47 +194,11 @@ class RotatingCipher(Cipher):
         # Tag before ciphertext, as AESCipher writes it.
         return header + nonce + sealed[-_TAG:] + sealed[:-_TAG]
 
-    def _unknown(self, key_id: str) -> UnknownCipherKey:
-        return UnknownCipherKey(
-            f"Unknown cipher key id {key_id!r}: it must stay in CIPHER_KEYS "
-            f"while events encrypted with it exist (configured: {self.key_ids})"
-        )
-
-    def decrypt(self, ciphertext: bytes) -> bytes:
-        if is_bound(ciphertext) and self._decrypt_legacy(ciphertext) is None:
-            # Readable only through unseal: without its binding it proves nothing.
-            raise BindingMismatch(
-                "Invalid cipher tag: a bound blob needs its binding to be decrypted"
+    def _key(self, key_id: str) -> AESGCM:
+        aesgcm = self._aesgcm.get(key_id)
+        if aesgcm is None:
+            raise UnknownCipherKey(
+                f"Unknown cipher key id {key_id!r}: it must stay in CIPHER_KEYS "
+                f"while events encrypted with it exist (configured: {self.key_ids})"
             )
-        header = _parse_header(ciphertext)
-        if header is not None:
-            key_id, end = header
-            aesgcm = self._aesgcm.get(key_id)
-            if aesgcm is not None:
-                try:
-                    return _open(aesgcm, ciphertext[end:], ciphertext[:end])
-                except InvalidTag:
-                    pass
-        # No header, or a legacy blob whose random nonce happens to begin with MAGIC.
-        plaintext = self._decrypt_legacy(ciphertext)
-        if plaintext is not None:
-            return plaintext
-        if header is not None and header[0] not in self._aesgcm:
-            raise self._unknown(header[0])
-        if len(ciphertext) < _NONCE + _TAG:
-            raise InvalidBlob("Damaged cipher text: too short")
-        # The library's wording, which callers and tests already match on.
-        named = f" (key id {header[0]!r})" if header is not None else ""
-        raise InvalidBlob(f"Invalid cipher tag{named}")
-
-    def _decrypt_legacy(self, ciphertext: bytes) -> bytes | None:
-        if len(ciphertext) < _NONCE + _TAG:
-            return None
-        # The legacy key first: it is the one that wrote every legacy blob.
-        candidates = sorted(self._aesgcm, key=lambda i: i != LEGACY_KEY_ID)
-        for key_id in candidates:
-            try:
-                return _open(self._aesgcm[key_id], ciphertext, None)
-            except InvalidTag:
-                continue
-        return None
+        return aesgcm

@@ -8,7 +8,7 @@ import re
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
-from ledger.values import luhn_valid, mask_pan
+from ledger.values import MAX_CARD_DIGITS, MIN_CARD_DIGITS, luhn_valid, mask_pan
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -20,7 +20,7 @@ payout_id_var: contextvars.ContextVar[str] = contextvars.ContextVar(
     "payout_id", default=""
 )
 
-_DIGIT_RUN = re.compile(r"(?<!\d)\d{12,19}(?!\d)")
+_DIGIT_RUN = re.compile(rf"(?<!\d)\d{{{MIN_CARD_DIGITS},{MAX_CARD_DIGITS}}}(?!\d)")
 
 
 @contextmanager
@@ -38,7 +38,7 @@ def bound(*, payout_id: object = None, request_id: str | None = None) -> Iterato
 
 
 def redact(text: str) -> str:
-    """Mask every Luhn-valid run of 12-19 digits: a last line of defence for logs."""
+    """Mask every Luhn-valid run of card-number length: the last defence for logs."""
     return _DIGIT_RUN.sub(
         lambda m: mask_pan(m.group()) if luhn_valid(m.group()) else m.group(), text
     )

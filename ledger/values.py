@@ -36,7 +36,15 @@ _NOT_PAYABLE = frozenset(
         "XXX",
     ],
 )
-_DEFAULT_MAX_AMOUNT = Decimal("1000000000")
+# Field limits: the API's inputs and the read model's columns are sized by these.
+# PAYOUT_MAX_AMOUNT's default.
+DEFAULT_MAX_AMOUNT = Decimal("1000000000")
+# Digits an amount string may have before the point, and the most an amount has
+# after it (ISO 4217's largest minor unit: CLF, UYW).
+AMOUNT_DIGITS = 20
+AMOUNT_PLACES = 4
+MIN_CARD_DIGITS, MAX_CARD_DIGITS = 12, 19
+MAX_HOLDER = 200
 _NAMESPACE = uuid.UUID("7b0b8f5e-6f43-4d4a-9c8e-2b8f3e0c6a11")
 
 
@@ -82,7 +90,7 @@ class MoneyPolicy:
     """What this deployment accepts: an optional currency allow-list and a ceiling."""
 
     currencies: frozenset[str] | None = None
-    max_amount: Decimal = _DEFAULT_MAX_AMOUNT
+    max_amount: Decimal = DEFAULT_MAX_AMOUNT
 
     def money(self, amount: str | int | Decimal, currency: str) -> Money:
         if not isinstance(currency, str):
@@ -112,7 +120,7 @@ def _decimal(amount: str | int | Decimal) -> Decimal:
     if isinstance(amount, bool) or not isinstance(amount, str | int | Decimal):
         raise InvalidValue("amount", 'Must be a decimal string such as "1500.00".')
     if isinstance(amount, str) and not re.fullmatch(
-        r"-?[0-9]{1,20}(\.[0-9]{1,20})?", amount
+        rf"-?[0-9]{{1,{AMOUNT_DIGITS}}}(\.[0-9]{{1,20}})?", amount
     ):
         raise InvalidValue("amount", 'Must be a decimal string such as "1500.00".')
     try:
@@ -130,14 +138,20 @@ class Money:
     currency: str
 
 
+_CARD_DIGITS = rf"[0-9]{{{MIN_CARD_DIGITS},{MAX_CARD_DIGITS}}}"
+
+
 class CardNumber:
     """A primary account number that never shows itself: str() and repr() are masked."""
 
     __slots__ = ("_digits",)
 
     def __init__(self, digits: str) -> None:
-        if not isinstance(digits, str) or not re.fullmatch(r"[0-9]{12,19}", digits):
-            raise InvalidValue("recipient_details.number", "Must be 12 to 19 digits.")
+        if not isinstance(digits, str) or not re.fullmatch(_CARD_DIGITS, digits):
+            raise InvalidValue(
+                "recipient_details.number",
+                f"Must be {MIN_CARD_DIGITS} to {MAX_CARD_DIGITS} digits.",
+            )
         if not luhn_valid(digits):
             raise InvalidValue(
                 "recipient_details.number", "Is not a valid card number (Luhn check)."
@@ -252,8 +266,10 @@ def recipient_from(details: Mapping[str, Any]) -> Recipient:
 def _holder(holder: str) -> str:
     if not isinstance(holder, str) or not holder.strip():
         raise InvalidValue("recipient_details.holder", "Must not be blank.")
-    if len(holder) > 200:
-        raise InvalidValue("recipient_details.holder", "At most 200 characters.")
+    if len(holder) > MAX_HOLDER:
+        raise InvalidValue(
+            "recipient_details.holder", f"At most {MAX_HOLDER} characters."
+        )
     return holder.strip()
 
 

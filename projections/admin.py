@@ -28,11 +28,11 @@ if TYPE_CHECKING:
     from django.http import HttpRequest
 
 _STATUS_COLOURS = {
-    "pending": "info",
-    "processing": "warning",
-    "completed": "success",
-    "failed": "danger",
-    "cancelled": "secondary",
+    PayoutStatus.PENDING.value: "info",
+    PayoutStatus.PROCESSING.value: "warning",
+    PayoutStatus.COMPLETED.value: "success",
+    PayoutStatus.FAILED.value: "danger",
+    PayoutStatus.CANCELLED.value: "secondary",
 }
 
 

@@ -22,6 +22,7 @@ from ledger.values import TRANSITIONS, PayoutStatus
 from projections import checkpoints as chain
 from projections.eventtable import EventTable
 from projections.models import LedgerCheckpoint, PayoutView
+from projections.projectors import PayoutViewProjection
 from projections.replay import Discrepancy, difference, expected_row, fold, row_values
 from projections.selectors import position_of
 
@@ -483,4 +484,4 @@ def _check_orphan_rows(
 
 
 def _projection_position() -> int:
-    return position_of("payout_view")
+    return position_of(PayoutViewProjection.name)

@@ -166,8 +166,8 @@ def chart(series: list[tuple[datetime, int, int]], label: str) -> str:
 def gateway_calls() -> tuple[int, int]:
     """(calls that failed, calls made) since the workers started, from their own
     metrics: transient errors and exhausted retries, beside every final answer."""
-    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
-    if not directory or not os.path.isdir(directory):
+    directory = settings.PROMETHEUS_MULTIPROC_DIR
+    if not settings.METRICS_MULTIPROCESS or not os.path.isdir(directory):
         return 0, 0
     registry = CollectorRegistry()
     MultiProcessCollector(registry, path=directory)

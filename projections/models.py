@@ -5,19 +5,24 @@ from __future__ import annotations
 from django.db import models
 from django.utils import timezone
 
+from ledger.payout import MAX_DESCRIPTION, MAX_REASON
+from ledger.values import AMOUNT_DIGITS, AMOUNT_PLACES
+
 
 class PayoutView(models.Model):
     """One row per payout, for the list endpoint and the admin. Masked data only."""
 
     id = models.UUIDField(primary_key=True)
     status = models.CharField(max_length=16)
-    amount = models.DecimalField(max_digits=24, decimal_places=4)
+    amount = models.DecimalField(
+        max_digits=AMOUNT_DIGITS + AMOUNT_PLACES, decimal_places=AMOUNT_PLACES
+    )
     currency = models.CharField(max_length=3)
     recipient_type = models.CharField(max_length=16)
     recipient = models.JSONField(help_text="Masked recipient details.")
-    description = models.CharField(max_length=500, blank=True)
+    description = models.CharField(max_length=MAX_DESCRIPTION, blank=True)
     failure_code = models.CharField(max_length=64, blank=True, null=True)
-    failure_message = models.CharField(max_length=500, blank=True, null=True)
+    failure_message = models.CharField(max_length=MAX_REASON, blank=True, null=True)
     version = models.PositiveIntegerField()
     created_at = models.DateTimeField()
     updated_at = models.DateTimeField()

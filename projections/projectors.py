@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 from django.db import connection
 from eventsourcing.utils import get_topic
 
-from ledger.payout import STATUS_AFTER, Payout
+from ledger.payout import MAX_REASON, STATUS_AFTER, Payout
 from ledger.records import masked_data
 from ledger.values import PayoutStatus
 from projections.models import PayoutView
@@ -153,5 +153,5 @@ def change_values(event: Any, position: int) -> dict[str, Any] | None:
     }
     if isinstance(event, Payout.Failed):
         change["failure_code"] = event.code
-        change["failure_message"] = event.message[:500]
+        change["failure_message"] = event.message[:MAX_REASON]
     return change

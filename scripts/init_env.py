@@ -3,9 +3,7 @@ each once, and create the checkpoint signing key (RUN_DIR/checkpoint-signing-key
 mode 0600) with its public key as CHECKPOINT_PUBLIC_KEY in .env.
 
 Values already in the environment or in .env are never replaced: the cipher keys of an
-existing event store must not change, or its events could no longer be read. An older
-.env holds a single CIPHER_KEY; it is kept as it is (the ledger still reads it), and
-`manage.py rotate_cipher_key` moves it into CIPHER_KEYS when a new key is added.
+existing event store must not change, or its events could no longer be read.
 A signing key that went missing (`make clean`) is replaced by a new one whose public
 key goes first in CHECKPOINT_PUBLIC_KEY, the old ones kept for older checkpoints.
 """
@@ -42,10 +40,9 @@ def main() -> None:
     lines: list[str] = []
     if "SECRET_KEY" not in defined:
         lines.append(f"SECRET_KEY={secrets.token_urlsafe(50)}")
-    # Any existing cipher key, in either form or under the application's prefix,
-    # means an event store may already depend on it: then no key is written.
-    cipher_names = {"CIPHER_KEYS", "CIPHER_KEY"}
-    if not defined & (cipher_names | {f"PAYOUTS_{name}" for name in cipher_names}):
+    # Existing cipher keys mean an event store may already depend on them: then no
+    # key is written.
+    if "CIPHER_KEYS" not in defined:
         key = base64.b64encode(secrets.token_bytes(32)).decode()
         lines.append(f"CIPHER_KEYS=k1:{key}")
     if "IDEMPOTENCY_FINGERPRINT_KEY" not in defined:

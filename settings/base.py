@@ -8,34 +8,16 @@ from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
 
+# First: APP_ENV=production refuses to start without what a deployer must choose.
+from settings import deployment
+from settings.deployment import ALLOWED_HOSTS, DATABASE_URL, REDIS_URL  # noqa: F401 (settings)
 from settings.env import APP_ENV, BASE_DIR, PRODUCTION, RUN_DIR, env  # noqa: F401 (APP_ENV is a setting)
 
 DEBUG = env.bool("DEBUG", default=False)
-if PRODUCTION:
-    # Production refuses to start on anything a deployer must choose: no generated
-    # secret, no embedded database or broker, no guessed host names.
-    _missing = [
-        name
-        for name in (
-            "SECRET_KEY",
-            "CIPHER_KEYS",
-            "IDEMPOTENCY_FINGERPRINT_KEY",
-            "CHECKPOINT_PUBLIC_KEY",
-            "ALLOWED_HOSTS",
-            "DATABASE_URL",
-            "REDIS_URL",
-        )
-        if not env.str(name, default="")
-    ]
-    if _missing:
-        raise ImproperlyConfigured(
-            f"APP_ENV=production needs {', '.join(_missing)} set (README, "
-            "'Running in production')"
-        )
-    if DEBUG:
-        raise ImproperlyConfigured("DEBUG must be off when APP_ENV=production")
+if PRODUCTION and DEBUG:
+    raise ImproperlyConfigured("DEBUG must be off when APP_ENV=production")
 _INSECURE_KEY_PREFIX = "django-insecure"
-SECRET_KEY = env.str("SECRET_KEY", default="")
+SECRET_KEY = deployment.SECRET_KEY
 if not SECRET_KEY or SECRET_KEY.startswith(_INSECURE_KEY_PREFIX):
     if not DEBUG:
         raise ImproperlyConfigured(
@@ -44,7 +26,6 @@ if not SECRET_KEY or SECRET_KEY.startswith(_INSECURE_KEY_PREFIX):
         )
     SECRET_KEY = SECRET_KEY or f"{_INSECURE_KEY_PREFIX}-debug-only"
 
-ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 CORS_ALLOWED_ORIGINS = env.list("CORS_ALLOWED_ORIGINS", default=[])
 
@@ -107,7 +88,6 @@ TEMPLATES = [
 ]
 
 
-DATABASE_URL = env.str("DATABASE_URL", default="")
 DATABASES = {
     "default": env.db_url_config(DATABASE_URL)
     if DATABASE_URL
@@ -145,7 +125,6 @@ STORAGES = {
     },
 }
 
-REDIS_URL = env.str("REDIS_URL", default="")
 # Typed as Django declares the setting: each backend takes keys of its own.
 CACHES: dict[str, dict[str, Any]] = {
     "default": {
@@ -179,17 +158,12 @@ if PRODUCTION:
 # SPEC: bodies up to 1 MiB are parsed and validated field by field; larger is a 413.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
 
-PAYOUT_MAX_AMOUNT = env.str("PAYOUT_MAX_AMOUNT", default="1000000000")
-PAYOUT_CURRENCIES = [
-    c.strip().upper() for c in env.list("PAYOUT_CURRENCIES", default=[])
-]
-API_THROTTLE_RATE = env.str("API_THROTTLE_RATE", default="100/s")
 PROJECTION_LAG_LIMIT = env.float("PROJECTION_LAG_LIMIT", default=30.0)
 # Keys the Idempotency-Key request fingerprints (api/idempotency.py), which are
 # published with each Created event's chain fields. Required in production; a local
 # run gets one in .env, and a process given neither derives one from SECRET_KEY.
 IDEMPOTENCY_FINGERPRINT_KEY = (
-    env.str("IDEMPOTENCY_FINGERPRINT_KEY", default="")
+    deployment.IDEMPOTENCY_FINGERPRINT_KEY
     or hmac.new(
         SECRET_KEY.encode(), b"payouts.idempotency-fingerprint-key", hashlib.sha256
     ).hexdigest()
@@ -213,6 +187,7 @@ from settings.checkpoints import *  # noqa: E402, F403
 from settings.drf import *  # noqa: E402, F403
 from settings.eventstore import *  # noqa: E402, F403
 from settings.gateway import *  # noqa: E402, F403
+from settings.ledger import *  # noqa: E402, F403
 from settings.logging import *  # noqa: E402, F403
 from settings.processes import *  # noqa: E402, F403
 from settings.webhooks import *  # noqa: E402, F403

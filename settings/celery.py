@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 from settings.checkpoints import CHECKPOINT_INTERVAL
+from settings.deployment import REDIS_URL
 from settings.env import RUN_DIR, env
 
-_redis_url = env.str("REDIS_URL", default="")
 _run_dir = RUN_DIR
 # Every retry countdown and every task must finish well inside this, or Redis hands
 # the still-running message to a second worker (duplicate concurrent execution).
 VISIBILITY_TIMEOUT = 900
 
-if _redis_url:
-    CELERY_BROKER_URL = _redis_url
+if REDIS_URL:
+    CELERY_BROKER_URL = REDIS_URL
     # Each transport takes options of its own: Redis numbers, the filesystem paths.
     CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, int | str] = {
         "visibility_timeout": VISIBILITY_TIMEOUT,

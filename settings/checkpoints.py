@@ -6,11 +6,12 @@ process may read the public key, which is all `verify_ledger` needs."""
 
 from __future__ import annotations
 
+from settings.deployment import CHECKPOINT_PUBLIC_KEY  # noqa: F401 (a setting)
 from settings.env import PRODUCTION, RUN_DIR, env
+from settings.processes import PROCESS_NAME
 
-# The supervisor and systemd name each process they run; a shell names none.
+# The checkpointer, and an operator's shell (which names no process).
 SIGNING_PROCESSES = ("checkpointer", "")
-_process = env.str("PROCESS_NAME", default="")
 # The web, worker, followers and beat processes never learn where the private key is,
 # whatever their environment says: an intruder in one of them cannot sign. In
 # production there is no default: the path is configured for the checkpointer alone.
@@ -19,13 +20,9 @@ CHECKPOINT_SIGNING_KEY_FILE = (
         "CHECKPOINT_SIGNING_KEY_FILE",
         default="" if PRODUCTION else str(RUN_DIR / "checkpoint-signing-key.pem"),
     )
-    if _process in SIGNING_PROCESSES
+    if PROCESS_NAME in SIGNING_PROCESSES
     else ""
 )
-# Comma-separated Ed25519 public keys (base64 of the 32 raw bytes, as `make run`
-# writes it into .env); the first is the current one, older ones verify older
-# checkpoints after a rotation.
-CHECKPOINT_PUBLIC_KEY = env.str("CHECKPOINT_PUBLIC_KEY", default="")
 # Every (seq, digest) the checkpointer signs is appended here, outside the database:
 # what an auditor publishes, and what the checkpointer checks the chain against
 # before it extends it.

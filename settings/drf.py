@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from settings.env import env
 
+API_THROTTLE_RATE = env.str("API_THROTTLE_RATE", default="100/s")
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         # The first class names the WWW-Authenticate challenge of a 401.
@@ -14,7 +16,7 @@ REST_FRAMEWORK = {
     # DRF's default is AllowAny; every view states its role explicitly on top of this.
     "DEFAULT_PERMISSION_CLASSES": ["api.permissions.IsStaff"],
     "DEFAULT_THROTTLE_CLASSES": ["api.throttling.PerUserThrottle"],
-    "DEFAULT_THROTTLE_RATES": {"user": env.str("API_THROTTLE_RATE", default="100/s")},
+    "DEFAULT_THROTTLE_RATES": {"user": API_THROTTLE_RATE},
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["api.parsers.JSONParser"],
     "DEFAULT_CONTENT_NEGOTIATION_CLASS": "api.negotiation.ContentNegotiation",

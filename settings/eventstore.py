@@ -11,21 +11,13 @@ from eventsourcing.utils import Environment
 
 from ledger.application import unsafe_options
 from ledger.cipher import RotatingCipher
+from settings import deployment
+from settings.deployment import DATABASE_URL
 from settings.env import RUN_DIR, env
 from settings.processes import WORKER_CONCURRENCY, WORKER_POOL
 
-_database_url = env.str("DATABASE_URL", default="")
 _run_dir = RUN_DIR
 _APP_NAME = "payouts"
-
-
-def _prefixed_first(name: str) -> str:
-    """PAYOUTS_<name>, else <name>: installs from before the ledger's environment
-    came from settings alone may have set the keys under the library's prefix, and
-    a key that stops being read leaves its events unreadable."""
-    return env.str(f"{_APP_NAME.upper()}_{name}", default="") or env.str(
-        name, default=""
-    )
 
 
 # The insert lock is what keeps notification ids committing in order; refused
@@ -36,22 +28,19 @@ if _unsafe := unsafe_options(dict(env.ENVIRON), _APP_NAME):
         "its table lock, and the projector and dispatcher would skip late commits."
     )
 
-# Card numbers are encrypted at rest. CIPHER_KEYS is `id:base64key,...`, the last key
-# encrypting; CIPHER_KEY alone is how installs from before key rotation configure it.
-_cipher_keys = _prefixed_first("CIPHER_KEYS")
-_cipher_key = _prefixed_first("CIPHER_KEY")
-# Always: DEBUG is no reason to write card numbers in the clear.
-if not (_cipher_keys or _cipher_key):
+# Card numbers are encrypted at rest, always: DEBUG is no reason to write them in the
+# clear.
+if not deployment.CIPHER_KEYS:
     raise ImproperlyConfigured(
-        "CIPHER_KEYS (or the older single CIPHER_KEY) must be set: card numbers are "
-        "encrypted at rest. `make run` writes a local one into .env on first start; "
-        "`manage.py rotate_cipher_key` makes a new one."
+        "CIPHER_KEYS must be set: card numbers are encrypted at rest. `make run` "
+        "writes a local one into .env on first start; `manage.py rotate_cipher_key` "
+        "makes a new one."
     )
 
 EVENT_STORE_SCHEMA = env.str("EVENT_STORE_SCHEMA", default="eventstore")
 
-if _database_url:
-    _db = env.db_url_config(_database_url)
+if DATABASE_URL:
+    _db = env.db_url_config(DATABASE_URL)
     EVENT_STORE: dict[str, str] = {
         "PERSISTENCE_MODULE": "eventsourcing.postgres",
         "POSTGRES_DBNAME": _db["NAME"],
@@ -90,12 +79,8 @@ else:
         "CREATE_TABLE": "y",
     }
 
-# Also reads the AESCipher blobs written before key ids existed.
 EVENT_STORE["CIPHER_TOPIC"] = "ledger.cipher:RotatingCipher"
-if _cipher_keys:
-    EVENT_STORE["CIPHER_KEYS"] = _cipher_keys
-if _cipher_key:
-    EVENT_STORE["CIPHER_KEY"] = _cipher_key
+EVENT_STORE["CIPHER_KEYS"] = deployment.CIPHER_KEYS
 # A malformed key fails here, at startup, not at the first event read or written.
 try:
     RotatingCipher(Environment(_APP_NAME, EVENT_STORE))

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 from settings.env import env
+from settings.processes import PROCESS_NAME
 
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
 LOG_FORMAT = env.str("LOG_FORMAT", default="json")
-# Set by the supervisor for each process (deploy/supervisor.py): under `make run` all
-# of them write to one terminal, and each line says whose it is.
-PROCESS_NAME = env.str("PROCESS_NAME", default="")
 
 LOGGING = {
     "version": 1,
@@ -26,6 +24,8 @@ LOGGING = {
                 "levelname": "level",
                 "name": "logger",
             },
+            # Under `make run` every process writes to one terminal: each line
+            # says whose it is.
             "static_fields": {"process": PROCESS_NAME} if PROCESS_NAME else {},
         },
         "text": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},

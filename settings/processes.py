@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from settings.env import PRODUCTION, RUN_DIR, env
 
+# Set by the supervisor and by systemd for each process they run (deploy/); a shell
+# names none.
+PROCESS_NAME = env.str("PROCESS_NAME", default="")
 PORT = env.int("PORT", default=8000)
 # Behind a load balancer a production host listens on every interface; `make run`
 # stays on loopback.
@@ -31,8 +34,11 @@ RUN_FAKE_GATEWAY = not PRODUCTION and env.bool("RUN_FAKE_GATEWAY", default=True)
 # Empty: every process writes to the supervisor's standard output (`make run`).
 # A directory: one `<process>.log` each there, and `supervisord.log`.
 PROCESS_LOG_DIR = env.str("PROCESS_LOG_DIR", default="")
-# prometheus-client reads this variable itself, so the supervisor hands it to every
-# process; the launcher empties the directory before the processes start.
-PROMETHEUS_MULTIPROC_DIR = env.str(
-    "PROMETHEUS_MULTIPROC_DIR", default=str(RUN_DIR / "prometheus")
-)
+# prometheus-client reads this variable itself, and writes every metric of a process
+# to the directory only where it is set: the supervisor hands it to every process
+# and empties the directory before they start.
+_metrics_dir = env.str("PROMETHEUS_MULTIPROC_DIR", default="")
+# Whether this process's metrics are shared through that directory (/metrics and the
+# dashboard then add up every process's).
+METRICS_MULTIPROCESS = bool(_metrics_dir)
+PROMETHEUS_MULTIPROC_DIR = _metrics_dir or str(RUN_DIR / "prometheus")

@@ -22,9 +22,7 @@ if TYPE_CHECKING:
 
 # In-memory persistence
 
-# The library also reads os.environ, where `.env` may have put CIPHER_KEY: without
-# the cipher topic of settings.EVENT_STORE it would pick a cipher that is not installed.
-POPO_ENV = {"PERSISTENCE_MODULE": "eventsourcing.popo", "CIPHER_KEY": ""}
+POPO_ENV = {"PERSISTENCE_MODULE": "eventsourcing.popo"}
 
 
 class SharedRecorder(POPOApplicationRecorder):

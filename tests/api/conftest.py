@@ -44,11 +44,11 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
 def money_settings(
     settings: Any, ledger: Payouts, monkeypatch: pytest.MonkeyPatch
 ) -> Callable[..., None]:
-    """Override PAYOUT_* settings as a process started with them would see them."""
+    """Override LEDGER's money settings as a process started with them would see
+    them."""
 
     def apply(**overrides: Any) -> None:
-        for name, value in overrides.items():
-            setattr(settings, name, value)
+        settings.LEDGER = {**settings.LEDGER, **overrides}
         monkeypatch.setattr(ledger, "policy", money_policy())
 
     return apply

@@ -250,11 +250,11 @@ def test_several_bad_fields_each_get_their_own_messages(
     ("overrides", "body", "field"),
     [
         (
-            {"PAYOUT_CURRENCIES": ["EUR", "JPY"]},
+            {"CURRENCIES": ["EUR", "JPY"]},
             card_payout(currency="USD"),
             "currency",
         ),
-        ({"PAYOUT_MAX_AMOUNT": "100"}, card_payout(amount="100.01"), "amount"),
+        ({"MAX_AMOUNT": "100"}, card_payout(amount="100.01"), "amount"),
     ],
     ids=["PAYOUT_CURRENCIES", "PAYOUT_MAX_AMOUNT"],
 )

@@ -37,12 +37,11 @@ ROTATING = "ledger.cipher:RotatingCipher"
 
 
 def store_env(**cipher: str) -> dict[str, str]:
-    """The ledger's event store on the test database, with only the given keys: the
-    ones of settings and of os.environ (which the library merges) are blanked."""
+    """The ledger's event store on the test database, with only the given keys."""
     env = dict(settings.EVENT_STORE)
     if env["PERSISTENCE_MODULE"] == "eventsourcing.postgres":
         env["POSTGRES_DBNAME"] = connection.settings_dict["NAME"]
-    env.update({"CIPHER_TOPIC": ROTATING, "CIPHER_KEYS": "", "CIPHER_KEY": ""})
+    env.update({"CIPHER_TOPIC": ROTATING, "CIPHER_KEYS": ""})
     env.update(cipher)
     return env
 
@@ -108,29 +107,6 @@ def test_a_process_without_the_new_key_names_it_when_it_cannot_read(
     assert VISA not in str(error.value)
 
 
-def test_events_from_before_key_ids_stay_readable_through_upgrade_and_rotation(
-    make_app: Callable[..., Payouts],
-) -> None:
-    # given: an install on the library's AESCipher with a single CIPHER_KEY
-    legacy = make_app(
-        CIPHER_TOPIC="eventsourcing.cryptography:AESCipher", CIPHER_KEY=KEY_A
-    )
-    payout_id = legacy.create_payout(new_payout(), actor=TEST_ACTOR).payout.id
-    # when: upgraded with the same .env, then rotated
-    upgraded = make_app(CIPHER_KEY=KEY_A)
-    upgraded.start_processing(payout_id, actor=WORKER)
-    rotated = make_app(CIPHER_KEYS=f"0:{KEY_A},k1:{KEY_B}")
-    rotated.complete(payout_id, gateway_reference="ch_1", actor=WORKER)
-    # then
-    assert key_ids(rotated, payout_id) == [None, "0", "k1"]
-    assert [r.type for r in rotated.history(payout_id)] == [
-        "Created",
-        "ProcessingStarted",
-        "Completed",
-    ]
-    assert rotated.repository.get(payout_id).recipient.number.reveal() == VISA
-
-
 @pytest.mark.postgres
 def test_no_full_card_number_is_in_the_raw_event_table_across_a_rotation(
     make_app: Callable[..., Payouts],
@@ -157,12 +133,12 @@ def test_no_full_card_number_is_in_the_raw_event_table_across_a_rotation(
 @pytest.mark.parametrize(
     ("cipher", "refusal"),
     [
-        ({}, "CIPHER_KEYS (or the older single CIPHER_KEY) must be set"),
+        ({}, "CIPHER_KEYS must be set"),
         ({"CIPHER_KEYS": f"a:{KEY_A},{KEY_B}"}, "Cipher keys: CIPHER_KEYS entry 2"),
-        ({"CIPHER_KEY": KEY_A}, None),
-        ({"PAYOUTS_CIPHER_KEYS": f"a:{KEY_A}"}, None),
+        ({"PAYOUTS_CIPHER_KEYS": f"a:{KEY_A}"}, "CIPHER_KEYS must be set"),
+        ({"CIPHER_KEYS": f"a:{KEY_A}"}, None),
     ],
-    ids=["no key", "malformed", "legacy key", "prefixed keys"],
+    ids=["no key", "malformed", "prefixed keys only", "keys"],
 )
 @pytest.mark.parametrize("debug", ["false", "true"])
 def test_settings_need_well_formed_keys_even_in_debug(
@@ -175,12 +151,8 @@ def test_settings_need_well_formed_keys_even_in_debug(
         "DEBUG": debug,
         "SECRET_KEY": "s" * 50,
         "CIPHER_KEYS": "",
-        "CIPHER_KEY": "",
         **cipher,
     }
-    for name in ("PAYOUTS_CIPHER_KEYS", "PAYOUTS_CIPHER_KEY"):
-        if name not in cipher:
-            env.pop(name, None)
     # when
     result = subprocess.run(
         [sys.executable, "-c", "import settings.base"],
@@ -204,21 +176,24 @@ def test_settings_need_well_formed_keys_even_in_debug(
 
 
 @pytest.fixture
-def configured(settings: SettingsWrapper, monkeypatch: pytest.MonkeyPatch) -> Any:
-    """Set the keys in effect (settings over os.environ, as the library reads them)."""
-    for name in ("PAYOUTS_CIPHER_KEYS", "PAYOUTS_CIPHER_KEY"):
-        monkeypatch.delenv(name, raising=False)
+def configured(settings: SettingsWrapper) -> Any:
+    """Set the keys in effect: settings.EVENT_STORE's, all the ledger reads."""
 
     def configure(**cipher: str) -> None:
         settings.EVENT_STORE = {
             **settings.EVENT_STORE,
             "CIPHER_TOPIC": ROTATING,
             "CIPHER_KEYS": "",
-            "CIPHER_KEY": "",
             **cipher,
         }
 
     return configure
+
+
+def dotenv(directory: Path, text: str) -> Path:
+    path = directory / ".env"
+    path.write_text(text)
+    return path
 
 
 def rotate(*args: str) -> tuple[str, str]:
@@ -249,30 +224,23 @@ def test_rotate_cipher_key_prints_the_old_keys_and_a_new_last_one(
     assert VISA not in out + err + caplog.text
 
 
-def test_rotate_cipher_key_moves_a_legacy_key_into_cipher_keys(configured: Any) -> None:
-    configured(CIPHER_KEY=KEY_A)
-    out, _ = rotate()
-    assert list(parse_keys(out.strip().partition("=")[2])) == ["0", "k1"]
-
-
 def test_rotate_cipher_key_write_env_updates_the_file_and_keeps_every_key(
     configured: Any, tmp_path: Path
 ) -> None:
-    # given: a .env written by an older `make run`
-    env_file = tmp_path / ".env"
-    env_file.write_text(f"SECRET_KEY=s\nCIPHER_KEY={KEY_A}\n")
-    configured(CIPHER_KEY=KEY_A)
+    # given: a .env as `make run` writes it, whose keys are in effect
+    env_file = dotenv(tmp_path, f"SECRET_KEY=s\nCIPHER_KEYS=k1:{KEY_A}\n")
+    configured(CIPHER_KEYS=f"k1:{KEY_A}")
     # when
     out, _ = rotate("--write-env", "--env-file", str(env_file))
-    configured(CIPHER_KEY=KEY_A, CIPHER_KEYS=out.strip().partition("=")[2])
+    configured(CIPHER_KEYS=out.strip().partition("=")[2])
     rotate("--write-env", "--env-file", str(env_file))
     # then
     lines = env_file.read_text().splitlines()
-    assert lines[:2] == ["SECRET_KEY=s", f"CIPHER_KEY={KEY_A}"]
+    assert lines[0] == "SECRET_KEY=s"
     assert len([line for line in lines if line.startswith("CIPHER_KEYS=")]) == 1
     keys = env_file_keys(env_file)
-    assert list(keys) == ["0", "k1", "k2"]
-    assert keys["0"] == b64decode(KEY_A)
+    assert list(keys) == ["k1", "k2", "k3"]
+    assert keys["k1"] == b64decode(KEY_A)
     assert stat.S_IMODE(env_file.stat().st_mode) == 0o600
 
 
@@ -280,8 +248,7 @@ def test_rotate_cipher_key_write_env_refuses_keys_it_would_not_be_read_over(
     configured: Any, tmp_path: Path
 ) -> None:
     # given: keys in effect from the process environment, not from this file
-    env_file = tmp_path / ".env"
-    env_file.write_text(f"CIPHER_KEYS=x:{KEY_B}\n")
+    env_file = dotenv(tmp_path, f"CIPHER_KEYS=x:{KEY_B}\n")
     configured(CIPHER_KEYS=f"a:{KEY_A}")
     # when
     with pytest.raises(CommandError, match="Nothing was written"):

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from django.utils import timezone
 
-from api.ops import PROJECTION, projection_lag_seconds
+from api.ops import projection_lag_seconds
 from projections import runner
 from projections.models import Position
 from projections.projectors import PayoutViewProjection
@@ -26,7 +26,7 @@ def create(ledger: Payouts) -> None:
 
 
 def caught_up_at() -> Any:
-    return Position.objects.get(name=PROJECTION).caught_up_at
+    return Position.objects.get(name=PayoutViewProjection.name).caught_up_at
 
 
 def test_a_projection_that_applied_every_event_has_no_lag(
@@ -45,7 +45,7 @@ def test_events_left_to_apply_lag_by_the_time_since_the_projection_caught_up(
     # given: caught up two minutes ago, and an event written since
     create(ledger)
     project()
-    Position.objects.filter(name=PROJECTION).update(
+    Position.objects.filter(name=PayoutViewProjection.name).update(
         caught_up_at=timezone.now() - timedelta(minutes=2)
     )
     create(ledger)
@@ -72,7 +72,9 @@ def test_a_projector_with_nothing_new_notes_that_it_is_caught_up(
     create(ledger)
     project()
     long_ago = timezone.now() - timedelta(hours=1)
-    Position.objects.filter(name=PROJECTION).update(caught_up_at=long_ago)
+    Position.objects.filter(name=PayoutViewProjection.name).update(
+        caught_up_at=long_ago
+    )
     # when
     applied = catch_up(ledger, PayoutViewProjection())
     # then
@@ -87,7 +89,9 @@ def test_a_full_batch_is_not_taken_for_having_caught_up(
     create(ledger)
     project()
     long_ago = timezone.now() - timedelta(hours=1)
-    Position.objects.filter(name=PROJECTION).update(caught_up_at=long_ago)
+    Position.objects.filter(name=PayoutViewProjection.name).update(
+        caught_up_at=long_ago
+    )
     create(ledger)
     create(ledger)
     # when
@@ -121,7 +125,9 @@ def test_an_idle_projector_stamps_its_row_once_a_second_when_polling_and_every_r
     now = timezone.now()
     monkeypatch.setattr(runner.timezone, "now", lambda: now)
     settings.IS_POSTGRES = postgres
-    Position.objects.filter(name=PROJECTION).update(caught_up_at=now - age)
+    Position.objects.filter(name=PayoutViewProjection.name).update(
+        caught_up_at=now - age
+    )
     # when
     catch_up(ledger, PayoutViewProjection())
     # then
@@ -134,7 +140,7 @@ def test_a_batch_that_reaches_the_head_stamps_the_read_in_the_same_update(
     # given: a projection that caught up an hour ago, and a new event
     create(ledger)
     project()
-    Position.objects.filter(name=PROJECTION).update(
+    Position.objects.filter(name=PayoutViewProjection.name).update(
         caught_up_at=timezone.now() - timedelta(hours=1)
     )
     create(ledger)

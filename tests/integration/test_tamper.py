@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import logging
 import uuid
-from base64 import b64encode
 from io import StringIO
 from typing import TYPE_CHECKING, Any
 
@@ -19,7 +18,7 @@ from prometheus_client import REGISTRY
 from ledger import payout as payout_module
 from ledger.application import Payouts
 from ledger.chain import GENESIS
-from ledger.cipher import is_bound, parse_keys
+from ledger.cipher import is_bound
 from projections.models import PayoutView
 from projections.projectors import PayoutViewProjection
 from projections.runner import drain
@@ -32,6 +31,8 @@ from workers.gateway.fake import FakeGateway
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
     from uuid import UUID
+
+    from eventsourcing.persistence import Mapper
 
 pytestmark = pytest.mark.postgres
 
@@ -85,22 +86,25 @@ def dispatched(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return sent
 
 
+class UnboundPayouts(Payouts):
+    """Payouts as written before binding: the library's mapper, which encrypts with
+    RotatingCipher format 1, bound to no row."""
+
+    name = Payouts.name  # the same tables
+
+    def construct_mapper(self) -> Mapper[UUID]:
+        return self.factory.mapper(transcoder=self.construct_transcoder())
+
+
 @pytest.fixture
 def legacy_app(ledger: Payouts) -> Iterator[Payouts]:
-    """A process of an install from before binding and seeding: the library's
-    AESCipher under the current key, and Created events seeded with GENESIS."""
-    keys = parse_keys(
-        settings.EVENT_STORE.get("CIPHER_KEYS", ""),
-        settings.EVENT_STORE.get("CIPHER_KEY", ""),
-    )
+    """A process of an install from before binding and seeding: unbound events under
+    the current key, and Created events seeded with GENESIS."""
     env = {
         **settings.EVENT_STORE,
         "POSTGRES_DBNAME": settings.DATABASES["default"]["NAME"],
-        "CIPHER_TOPIC": "eventsourcing.cryptography:AESCipher",
-        "CIPHER_KEYS": "",
-        "CIPHER_KEY": b64encode(list(keys.values())[-1]).decode(),
     }
-    app = Payouts(env=env)
+    app = UnboundPayouts(env=env)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(payout_module, "stream_seed", lambda _: GENESIS)
         yield app

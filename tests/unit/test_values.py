@@ -212,15 +212,18 @@ def test_a_code_that_is_not_iso_4217_is_refused(code: object) -> None:
     assert refused.value.field == "currency"
 
 
-# Money: the deployment's policy, from PAYOUT_CURRENCIES and PAYOUT_MAX_AMOUNT
+# Money: the deployment's policy, from LEDGER (PAYOUT_CURRENCIES and PAYOUT_MAX_AMOUNT)
 
 
 def test_the_settings_narrow_the_currencies_and_lower_the_ceiling(
     settings: Any,
 ) -> None:
     # given
-    settings.PAYOUT_CURRENCIES = ["EUR", "JPY"]
-    settings.PAYOUT_MAX_AMOUNT = "100"
+    settings.LEDGER = {
+        **settings.LEDGER,
+        "CURRENCIES": ["EUR", "JPY"],
+        "MAX_AMOUNT": "100",
+    }
     # when
     policy = money_policy()
     # then
@@ -233,7 +236,7 @@ def test_without_payout_currencies_every_active_currency_is_accepted(
     settings: Any,
 ) -> None:
     # given
-    settings.PAYOUT_CURRENCIES = []
+    settings.LEDGER = {**settings.LEDGER, "CURRENCIES": []}
     # when
     money = money_policy().money("10", "KWD")
     # then

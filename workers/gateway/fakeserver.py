@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import random
 import secrets
 import socket
@@ -22,6 +21,8 @@ from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
+
+from ledger.values import PayoutStatus
 
 logger = logging.getLogger("fakegateway")
 
@@ -46,13 +47,14 @@ DEGRADED = {"4000000000005225"}
 DEGRADED_SECONDS, DEGRADED_HOLD = 200.0, 15.0
 # What a payout paid with each test card ends as (SPEC.md), for tests and make chaos;
 # the degraded card ends either way, so it is not here.
+_COMPLETED, _FAILED = PayoutStatus.COMPLETED.value, PayoutStatus.FAILED.value
 OUTCOMES: dict[str, tuple[str, str | None]] = {
-    "4242424242424242": ("completed", None),
-    "4111111111111111": ("completed", None),
-    **{number: ("failed", code) for number, (code, _) in DECLINES.items()},
-    **{number: ("completed", None) for number in [*FLAKY, *HOLD]},
+    "4242424242424242": (_COMPLETED, None),
+    "4111111111111111": (_COMPLETED, None),
+    **{number: (_FAILED, code) for number, (code, _) in DECLINES.items()},
+    **{number: (_COMPLETED, None) for number in [*FLAKY, *HOLD]},
     **{
-        number: ("completed", None) if decline is None else ("failed", decline[0])
+        number: (_COMPLETED, None) if decline is None else (_FAILED, decline[0])
         for number, decline in PENDING.items()
     },
 }
@@ -410,13 +412,17 @@ def serve(
 
 
 def main() -> None:
+    # Here, not at the top: tests and tools import this module's tables and handler,
+    # and must not load the environment (or .env) into theirs.
+    from settings import fakegateway as config
+
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    url = urlsplit(os.environ.get("GATEWAY_URL", "http://127.0.0.1:8001"))
-    latency = float(os.environ.get("GATEWAY_LATENCY_MS", "0") or 0)
-    faults = os.environ.get("GATEWAY_FAULTS", "")
-    scale = float(os.environ.get("GATEWAY_TIME_SCALE", "1") or 1)
-    server = serve(url.hostname or "127.0.0.1", url.port or 80, latency, faults, scale)
-    logger.info("fake gateway listening on %s (latency %s ms)", url.geturl(), latency)
+    server = serve(
+        config.HOST, config.PORT, config.LATENCY_MS, config.FAULTS, config.TIME_SCALE
+    )
+    logger.info(
+        "fake gateway listening on %s (latency %s ms)", config.URL, config.LATENCY_MS
+    )
     try:
         server.serve_forever()
     except KeyboardInterrupt:

@@ -77,8 +77,7 @@ class Command(BaseCommand):
 def configured_keys() -> dict[str, bytes]:
     """The keys the ledger reads with: those of settings.EVENT_STORE, its whole
     environment."""
-    env = Environment(Payouts.name, settings.EVENT_STORE)
-    return parse_keys(env.get(_NAME) or "", env.get("CIPHER_KEY") or "")
+    return parse_keys(Environment(Payouts.name, settings.EVENT_STORE).get(_NAME) or "")
 
 
 def fresh_key_id(keys: dict[str, bytes]) -> str:
@@ -97,12 +96,12 @@ def env_file_keys(path: Path) -> dict[str, bytes]:
             if match and not line.lstrip().startswith("#"):
                 # The first definition wins, as when django-environ reads the file.
                 values.setdefault(match.group(1), match.group(2).strip("'\""))
-    return parse_keys(values.get(_NAME, ""), values.get("CIPHER_KEY", ""))
+    return parse_keys(values.get(_NAME, ""))
 
 
 def write_env_line(path: Path, name: str, value: str) -> None:
     """Set `name=value` in the file, replacing its line or appending one; every
-    other line (a legacy CIPHER_KEY included) is kept."""
+    other line is kept."""
     lines = path.read_text().splitlines() if path.exists() else []
     new_line = f"{name}={value}"
     for index, line in enumerate(lines):
