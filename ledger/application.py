@@ -7,7 +7,7 @@ import threading
 import uuid
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from eventsourcing.application import (
     AggregateNotFoundError,
@@ -26,7 +26,6 @@ from ledger.errors import (
     PayoutNotFound,
     RequestMismatch,
     UnsafeConfiguration,
-    VersionMismatch,
 )
 from ledger.payout import Actor, Payout
 from ledger.records import EventRecord, PayoutSnapshot, record, snapshot
@@ -43,10 +42,12 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping
     from datetime import datetime
     from decimal import Decimal
+    from typing import Concatenate
 
     from eventsourcing.persistence import JSONTranscoder
     from eventsourcing.utils import EnvType
 
+P = ParamSpec("P")
 T = TypeVar("T")
 
 # A payout has a handful of events, so a few reloads always settle a race.
@@ -212,41 +213,37 @@ class Payouts(Application[uuid.UUID]):
         A redelivered task finds its payout in `processing` and must go on with the
         same gateway idempotency key rather than skip it: skipping strands payouts.
         """
-
-        def decide(payout: Payout) -> bool:
-            if payout.status == PayoutStatus.PENDING:
-                payout.start_processing(actor=actor)
-            return (
-                payout.status == PayoutStatus.PROCESSING and not payout.pending_events
+        try:
+            payout, started = self._decide(
+                payout_id, Payout.start_processing, actor=actor
             )
-
-        payout, resumed = self._decide(payout_id, decide)
+        except InvalidTransition:
+            # Settled or cancelled first: nothing to pay, and the order says why.
+            payout, started = self._load(payout_id), False
         return PaymentOrder(
             payout_id=payout.id,
             amount=payout.money.amount,
             currency=payout.money.currency,
             recipient=payout.recipient,
             status=payout.status.value,
-            resumed=resumed,
+            resumed=not started and payout.status == PayoutStatus.PROCESSING,
         )
 
     def complete(
         self, payout_id: uuid.UUID, *, gateway_reference: str, actor: Actor
     ) -> PayoutSnapshot:
-        def decide(payout: Payout) -> None:
-            if payout.status != PayoutStatus.COMPLETED:
-                payout.complete(gateway_reference=gateway_reference, actor=actor)
-
-        return snapshot(self._change(payout_id, decide))
+        payout, _ = self._decide(
+            payout_id, Payout.complete, gateway_reference=gateway_reference, actor=actor
+        )
+        return snapshot(payout)
 
     def fail(
         self, payout_id: uuid.UUID, *, code: str, message: str, actor: Actor
     ) -> PayoutSnapshot:
-        def decide(payout: Payout) -> None:
-            if payout.status != PayoutStatus.FAILED:
-                payout.fail(code=code, message=message, actor=actor)
-
-        return snapshot(self._change(payout_id, decide))
+        payout, _ = self._decide(
+            payout_id, Payout.fail, code=code, message=message, actor=actor
+        )
+        return snapshot(payout)
 
     def cancel(
         self,
@@ -256,11 +253,14 @@ class Payouts(Application[uuid.UUID]):
         actor: Actor,
         expected_version: int | None = None,
     ) -> PayoutSnapshot:
-        def decide(payout: Payout) -> None:
-            _check_version(payout, expected_version)
-            payout.cancel(reason=reason, actor=actor)
-
-        return snapshot(self._change(payout_id, decide))
+        payout, _ = self._decide(
+            payout_id,
+            Payout.cancel,
+            reason=reason,
+            actor=actor,
+            expected_version=expected_version,
+        )
+        return snapshot(payout)
 
     def request_status(
         self,
@@ -278,7 +278,7 @@ class Payouts(Application[uuid.UUID]):
                 payout_id, reason=reason, actor=actor, expected_version=expected_version
             )
         payout = self._load(payout_id)
-        _check_version(payout, expected_version)
+        payout.check_version(expected_version)
         raise InvalidTransition(
             payout_id,
             payout.status.value,
@@ -365,13 +365,16 @@ class Payouts(Application[uuid.UUID]):
             raise PayoutNotFound(payout_id)
         return payout
 
-    def _change(self, payout_id: uuid.UUID, decide: Callable[[Payout], T]) -> Payout:
-        return self._decide(payout_id, decide)[0]
-
     def _decide(
-        self, payout_id: uuid.UUID, decide: Callable[[Payout], T]
+        self,
+        payout_id: uuid.UUID,
+        command: Callable[Concatenate[Payout, P], T],
+        /,
+        *args: P.args,
+        **kwargs: P.kwargs,
     ) -> tuple[Payout, T]:
-        """Load → decide → save, deciding again on a fresh load when a writer raced us.
+        """Load → command → save, running the command again on a fresh load when a
+        writer raced us; returns the payout and what the command returned.
 
         IntegrityError can also follow a commit whose acknowledgement was lost and
         retried by the library, so it always means "reload and check", never "failed".
@@ -379,11 +382,11 @@ class Payouts(Application[uuid.UUID]):
         for attempt in range(_ATTEMPTS):
             # This process's copy of what it saved last spares the read; it may be
             # stale, which only a write can prove wrong (the version constraint).
-            # A decision that writes nothing, or refuses, is taken again on a load.
+            # A command that records nothing, or refuses, runs again on a load.
             recent = self._recent.take(payout_id) if attempt == 0 else None
             payout = recent or self._load(payout_id)
             try:
-                outcome = decide(payout)
+                outcome = command(payout, *args, **kwargs)
             except Exception:
                 if recent is None:
                     raise
@@ -413,12 +416,6 @@ class Payouts(Application[uuid.UUID]):
         ):
             raise RequestMismatch(payout_id)
         return CreateOutcome(snapshot(original), replayed=True)
-
-
-def _check_version(payout: Payout, expected: int | None) -> None:
-    """An If-Match precondition: the client acts on the version it last read."""
-    if expected is not None and payout.version != expected:
-        raise VersionMismatch(payout.id, expected, payout.version)
 
 
 def _validated(policy: MoneyPolicy, request: NewPayout) -> dict[str, Any]:
