@@ -17,16 +17,8 @@ from eventsourcing.application import (
 from eventsourcing.persistence import IntegrityError, Mapper, Transcoding
 from eventsourcing.utils import Environment, strtobool
 
+from ledger import errors
 from ledger.binding import BoundMapper
-from ledger.errors import (
-    ConcurrencyExhausted,
-    InvalidRequest,
-    InvalidTransition,
-    InvalidValue,
-    PayoutNotFound,
-    RequestMismatch,
-    UnsafeConfiguration,
-)
 from ledger.payout import Actor, Payout
 from ledger.records import EventRecord, PayoutSnapshot, record, snapshot
 from ledger.values import (
@@ -147,7 +139,7 @@ class Payouts(Application[uuid.UUID]):
         cipher, the insert lock)."""
         merged = Environment(name, {**type(self).env, **(env or {})})
         if unsafe := unsafe_options(merged, name):
-            raise UnsafeConfiguration(
+            raise errors.UnsafeConfiguration(
                 f"{', '.join(unsafe)} is on: the event store would insert without "
                 "its table lock and the log followers would skip late commits"
             )
@@ -217,7 +209,7 @@ class Payouts(Application[uuid.UUID]):
             payout, started = self._decide(
                 payout_id, Payout.start_processing, actor=actor
             )
-        except InvalidTransition:
+        except errors.InvalidTransition:
             # Settled or cancelled first: nothing to pay, and the order says why.
             payout, started = self._load(payout_id), False
         return PaymentOrder(
@@ -279,7 +271,7 @@ class Payouts(Application[uuid.UUID]):
             )
         payout = self._load(payout_id)
         payout.check_version(expected_version)
-        raise InvalidTransition(
+        raise errors.InvalidTransition(
             payout_id,
             payout.status.value,
             status,
@@ -300,16 +292,16 @@ class Payouts(Application[uuid.UUID]):
         if as_of is not None:
             return snapshot(self._replay_as_of(payout_id, as_of, version))
         if version is not None and version < 1:
-            raise PayoutNotFound(payout_id)
+            raise errors.PayoutNotFound(payout_id)
         payout = self._load(payout_id, version=version)
         if version is not None and payout.version != version:
-            raise PayoutNotFound(payout_id)
+            raise errors.PayoutNotFound(payout_id)
         return snapshot(payout)
 
     def history(self, payout_id: uuid.UUID) -> list[EventRecord]:
         records = [record(e, None) for e in self.events.get(payout_id)]
         if not records:
-            raise PayoutNotFound(payout_id)
+            raise errors.PayoutNotFound(payout_id)
         return records
 
     def feed(self, *, after: int, limit: int) -> list[EventRecord]:
@@ -341,7 +333,7 @@ class Payouts(Application[uuid.UUID]):
         try:
             payout: Payout = self.repository.get(payout_id, version=version)
         except AggregateNotFoundError:
-            raise PayoutNotFound(payout_id) from None
+            raise errors.PayoutNotFound(payout_id) from None
         return payout
 
     def _replay_as_of(
@@ -352,17 +344,17 @@ class Payouts(Application[uuid.UUID]):
         events: list[Payout.Event] = list(self.events.get(payout_id))  # type: ignore[arg-type]
         existing = [i for i, e in enumerate(events) if e.timestamp <= as_of]
         if not existing:
-            raise PayoutNotFound(payout_id)  # not yet
+            raise errors.PayoutNotFound(payout_id)  # not yet
         last = existing[-1]
         if version is not None:
             if not 1 <= version <= events[last].originator_version:
-                raise PayoutNotFound(payout_id)  # not that version, or not yet
+                raise errors.PayoutNotFound(payout_id)  # not that version, or not yet
             last = next(
                 i for i, e in enumerate(events) if e.originator_version == version
             )
         payout: Payout | None = project_aggregate(None, events[: last + 1])
         if payout is None:
-            raise PayoutNotFound(payout_id)
+            raise errors.PayoutNotFound(payout_id)
         return payout
 
     def _decide(
@@ -401,7 +393,7 @@ class Payouts(Application[uuid.UUID]):
                 continue
             self._recent.keep(payout)
             return payout, outcome
-        raise ConcurrencyExhausted(payout_id)
+        raise errors.ConcurrencyExhausted(payout_id)
 
     def _replay(
         self,
@@ -414,22 +406,22 @@ class Payouts(Application[uuid.UUID]):
         if stored != request_fingerprint and (
             legacy_fingerprint is None or stored != legacy_fingerprint
         ):
-            raise RequestMismatch(payout_id)
+            raise errors.RequestMismatch(payout_id)
         return CreateOutcome(snapshot(original), replayed=True)
 
 
 def _validated(policy: MoneyPolicy, request: NewPayout) -> dict[str, Any]:
-    errors: dict[str, list[str]] = {}
+    refused: dict[str, list[str]] = {}
     values: dict[str, Any] = {"description": request.description or ""}
 
     def attempt(key: str, build: Callable[[], Any]) -> None:
         try:
             values[key] = build()
-        except InvalidValue as exc:
-            errors.setdefault(exc.field, []).append(exc.message)
+        except errors.InvalidValue as exc:
+            refused.setdefault(exc.field, []).append(exc.message)
 
     attempt("money", lambda: policy.money(request.amount, request.currency))
     attempt("recipient", lambda: recipient_from(request.recipient))
-    if errors:
-        raise InvalidRequest(errors)
+    if refused:
+        raise errors.InvalidRequest(refused)
     return values
