@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import copy
-import threading
 import uuid
-from collections import OrderedDict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
@@ -20,6 +17,7 @@ from eventsourcing.utils import Environment, strtobool
 from ledger import errors
 from ledger.binding import BoundMapper
 from ledger.payout import Actor, Payout
+from ledger.recent import RecentlySaved
 from ledger.records import EventRecord, PayoutSnapshot, record, snapshot
 from ledger.values import (
     CardNumber,
@@ -97,30 +95,6 @@ class CardNumberAsStr(Transcoding):
 
     def decode(self, data: str) -> CardNumber:
         return CardNumber(data)
-
-
-class RecentlySaved:
-    """The last payouts this process saved, at the version it saved: the next step
-    of a payout (the worker's complete after its start_processing) starts from here
-    instead of reading its stream again. Each is a copy taken once."""
-
-    SIZE = 1024
-
-    def __init__(self) -> None:
-        self._payouts: OrderedDict[uuid.UUID, Payout] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def keep(self, payout: Payout) -> None:
-        kept = copy.deepcopy(payout)
-        with self._lock:
-            self._payouts[payout.id] = kept
-            self._payouts.move_to_end(payout.id)
-            while len(self._payouts) > self.SIZE:
-                self._payouts.popitem(last=False)
-
-    def take(self, payout_id: uuid.UUID) -> Payout | None:
-        with self._lock:
-            return self._payouts.pop(payout_id, None)
 
 
 class Payouts(Application[uuid.UUID]):
