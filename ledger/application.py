@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import copy
-import threading
 import uuid
-from collections import OrderedDict
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from eventsourcing.application import (
     AggregateNotFoundError,
@@ -17,18 +14,10 @@ from eventsourcing.application import (
 from eventsourcing.persistence import IntegrityError, Mapper, Transcoding
 from eventsourcing.utils import Environment, strtobool
 
+from ledger import errors
 from ledger.binding import BoundMapper
-from ledger.errors import (
-    ConcurrencyExhausted,
-    InvalidRequest,
-    InvalidTransition,
-    InvalidValue,
-    PayoutNotFound,
-    RequestMismatch,
-    UnsafeConfiguration,
-    VersionMismatch,
-)
 from ledger.payout import Actor, Payout
+from ledger.recent import RecentlySaved
 from ledger.records import EventRecord, PayoutSnapshot, record, snapshot
 from ledger.values import (
     CardNumber,
@@ -43,10 +32,12 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping
     from datetime import datetime
     from decimal import Decimal
+    from typing import Concatenate
 
     from eventsourcing.persistence import JSONTranscoder
     from eventsourcing.utils import EnvType
 
+P = ParamSpec("P")
 T = TypeVar("T")
 
 # A payout has a handful of events, so a few reloads always settle a race.
@@ -106,30 +97,6 @@ class CardNumberAsStr(Transcoding):
         return CardNumber(data)
 
 
-class RecentlySaved:
-    """The last payouts this process saved, at the version it saved: the next step
-    of a payout (the worker's complete after its start_processing) starts from here
-    instead of reading its stream again. Each is a copy taken once."""
-
-    SIZE = 1024
-
-    def __init__(self) -> None:
-        self._payouts: OrderedDict[uuid.UUID, Payout] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def keep(self, payout: Payout) -> None:
-        kept = copy.deepcopy(payout)
-        with self._lock:
-            self._payouts[payout.id] = kept
-            self._payouts.move_to_end(payout.id)
-            while len(self._payouts) > self.SIZE:
-                self._payouts.popitem(last=False)
-
-    def take(self, payout_id: uuid.UUID) -> Payout | None:
-        with self._lock:
-            return self._payouts.pop(payout_id, None)
-
-
 class Payouts(Application[uuid.UUID]):
     name = "payouts"
 
@@ -146,7 +113,7 @@ class Payouts(Application[uuid.UUID]):
         cipher, the insert lock)."""
         merged = Environment(name, {**type(self).env, **(env or {})})
         if unsafe := unsafe_options(merged, name):
-            raise UnsafeConfiguration(
+            raise errors.UnsafeConfiguration(
                 f"{', '.join(unsafe)} is on: the event store would insert without "
                 "its table lock and the log followers would skip late commits"
             )
@@ -212,41 +179,37 @@ class Payouts(Application[uuid.UUID]):
         A redelivered task finds its payout in `processing` and must go on with the
         same gateway idempotency key rather than skip it: skipping strands payouts.
         """
-
-        def decide(payout: Payout) -> bool:
-            if payout.status == PayoutStatus.PENDING:
-                payout.start_processing(actor=actor)
-            return (
-                payout.status == PayoutStatus.PROCESSING and not payout.pending_events
+        try:
+            payout, started = self._decide(
+                payout_id, Payout.start_processing, actor=actor
             )
-
-        payout, resumed = self._decide(payout_id, decide)
+        except errors.InvalidTransition:
+            # Settled or cancelled first: nothing to pay, and the order says why.
+            payout, started = self._load(payout_id), False
         return PaymentOrder(
             payout_id=payout.id,
             amount=payout.money.amount,
             currency=payout.money.currency,
             recipient=payout.recipient,
             status=payout.status.value,
-            resumed=resumed,
+            resumed=not started and payout.status == PayoutStatus.PROCESSING,
         )
 
     def complete(
         self, payout_id: uuid.UUID, *, gateway_reference: str, actor: Actor
     ) -> PayoutSnapshot:
-        def decide(payout: Payout) -> None:
-            if payout.status != PayoutStatus.COMPLETED:
-                payout.complete(gateway_reference=gateway_reference, actor=actor)
-
-        return snapshot(self._change(payout_id, decide))
+        payout, _ = self._decide(
+            payout_id, Payout.complete, gateway_reference=gateway_reference, actor=actor
+        )
+        return snapshot(payout)
 
     def fail(
         self, payout_id: uuid.UUID, *, code: str, message: str, actor: Actor
     ) -> PayoutSnapshot:
-        def decide(payout: Payout) -> None:
-            if payout.status != PayoutStatus.FAILED:
-                payout.fail(code=code, message=message, actor=actor)
-
-        return snapshot(self._change(payout_id, decide))
+        payout, _ = self._decide(
+            payout_id, Payout.fail, code=code, message=message, actor=actor
+        )
+        return snapshot(payout)
 
     def cancel(
         self,
@@ -256,11 +219,14 @@ class Payouts(Application[uuid.UUID]):
         actor: Actor,
         expected_version: int | None = None,
     ) -> PayoutSnapshot:
-        def decide(payout: Payout) -> None:
-            _check_version(payout, expected_version)
-            payout.cancel(reason=reason, actor=actor)
-
-        return snapshot(self._change(payout_id, decide))
+        payout, _ = self._decide(
+            payout_id,
+            Payout.cancel,
+            reason=reason,
+            actor=actor,
+            expected_version=expected_version,
+        )
+        return snapshot(payout)
 
     def request_status(
         self,
@@ -278,8 +244,8 @@ class Payouts(Application[uuid.UUID]):
                 payout_id, reason=reason, actor=actor, expected_version=expected_version
             )
         payout = self._load(payout_id)
-        _check_version(payout, expected_version)
-        raise InvalidTransition(
+        payout.check_version(expected_version)
+        raise errors.InvalidTransition(
             payout_id,
             payout.status.value,
             status,
@@ -300,16 +266,16 @@ class Payouts(Application[uuid.UUID]):
         if as_of is not None:
             return snapshot(self._replay_as_of(payout_id, as_of, version))
         if version is not None and version < 1:
-            raise PayoutNotFound(payout_id)
+            raise errors.PayoutNotFound(payout_id)
         payout = self._load(payout_id, version=version)
         if version is not None and payout.version != version:
-            raise PayoutNotFound(payout_id)
+            raise errors.PayoutNotFound(payout_id)
         return snapshot(payout)
 
     def history(self, payout_id: uuid.UUID) -> list[EventRecord]:
         records = [record(e, None) for e in self.events.get(payout_id)]
         if not records:
-            raise PayoutNotFound(payout_id)
+            raise errors.PayoutNotFound(payout_id)
         return records
 
     def feed(self, *, after: int, limit: int) -> list[EventRecord]:
@@ -341,7 +307,7 @@ class Payouts(Application[uuid.UUID]):
         try:
             payout: Payout = self.repository.get(payout_id, version=version)
         except AggregateNotFoundError:
-            raise PayoutNotFound(payout_id) from None
+            raise errors.PayoutNotFound(payout_id) from None
         return payout
 
     def _replay_as_of(
@@ -352,26 +318,29 @@ class Payouts(Application[uuid.UUID]):
         events: list[Payout.Event] = list(self.events.get(payout_id))  # type: ignore[arg-type]
         existing = [i for i, e in enumerate(events) if e.timestamp <= as_of]
         if not existing:
-            raise PayoutNotFound(payout_id)  # not yet
+            raise errors.PayoutNotFound(payout_id)  # not yet
         last = existing[-1]
         if version is not None:
             if not 1 <= version <= events[last].originator_version:
-                raise PayoutNotFound(payout_id)  # not that version, or not yet
+                raise errors.PayoutNotFound(payout_id)  # not that version, or not yet
             last = next(
                 i for i, e in enumerate(events) if e.originator_version == version
             )
         payout: Payout | None = project_aggregate(None, events[: last + 1])
         if payout is None:
-            raise PayoutNotFound(payout_id)
+            raise errors.PayoutNotFound(payout_id)
         return payout
 
-    def _change(self, payout_id: uuid.UUID, decide: Callable[[Payout], T]) -> Payout:
-        return self._decide(payout_id, decide)[0]
-
     def _decide(
-        self, payout_id: uuid.UUID, decide: Callable[[Payout], T]
+        self,
+        payout_id: uuid.UUID,
+        command: Callable[Concatenate[Payout, P], T],
+        /,
+        *args: P.args,
+        **kwargs: P.kwargs,
     ) -> tuple[Payout, T]:
-        """Load → decide → save, deciding again on a fresh load when a writer raced us.
+        """Load → command → save, running the command again on a fresh load when a
+        writer raced us; returns the payout and what the command returned.
 
         IntegrityError can also follow a commit whose acknowledgement was lost and
         retried by the library, so it always means "reload and check", never "failed".
@@ -379,11 +348,11 @@ class Payouts(Application[uuid.UUID]):
         for attempt in range(_ATTEMPTS):
             # This process's copy of what it saved last spares the read; it may be
             # stale, which only a write can prove wrong (the version constraint).
-            # A decision that writes nothing, or refuses, is taken again on a load.
+            # A command that records nothing, or refuses, runs again on a load.
             recent = self._recent.take(payout_id) if attempt == 0 else None
             payout = recent or self._load(payout_id)
             try:
-                outcome = decide(payout)
+                outcome = command(payout, *args, **kwargs)
             except Exception:
                 if recent is None:
                     raise
@@ -398,7 +367,7 @@ class Payouts(Application[uuid.UUID]):
                 continue
             self._recent.keep(payout)
             return payout, outcome
-        raise ConcurrencyExhausted(payout_id)
+        raise errors.ConcurrencyExhausted(payout_id)
 
     def _replay(
         self,
@@ -411,28 +380,22 @@ class Payouts(Application[uuid.UUID]):
         if stored != request_fingerprint and (
             legacy_fingerprint is None or stored != legacy_fingerprint
         ):
-            raise RequestMismatch(payout_id)
+            raise errors.RequestMismatch(payout_id)
         return CreateOutcome(snapshot(original), replayed=True)
 
 
-def _check_version(payout: Payout, expected: int | None) -> None:
-    """An If-Match precondition: the client acts on the version it last read."""
-    if expected is not None and payout.version != expected:
-        raise VersionMismatch(payout.id, expected, payout.version)
-
-
 def _validated(policy: MoneyPolicy, request: NewPayout) -> dict[str, Any]:
-    errors: dict[str, list[str]] = {}
+    refused: dict[str, list[str]] = {}
     values: dict[str, Any] = {"description": request.description or ""}
 
     def attempt(key: str, build: Callable[[], Any]) -> None:
         try:
             values[key] = build()
-        except InvalidValue as exc:
-            errors.setdefault(exc.field, []).append(exc.message)
+        except errors.InvalidValue as exc:
+            refused.setdefault(exc.field, []).append(exc.message)
 
     attempt("money", lambda: policy.money(request.amount, request.currency))
     attempt("recipient", lambda: recipient_from(request.recipient))
-    if errors:
-        raise InvalidRequest(errors)
+    if refused:
+        raise errors.InvalidRequest(refused)
     return values

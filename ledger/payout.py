@@ -10,7 +10,12 @@ from typing import TYPE_CHECKING, Any
 from eventsourcing.domain import Aggregate, event
 
 from ledger.chain import GENESIS, LEGACY_SEEDS, UNCHAINED, ChainLink, stream_seed
-from ledger.errors import InvalidTransition, InvalidValue, TamperedEvent
+from ledger.errors import (
+    InvalidTransition,
+    InvalidValue,
+    TamperedEvent,
+    VersionMismatch,
+)
 from ledger.values import (
     TRANSITIONS,
     BankAccountRecipient,
@@ -39,10 +44,30 @@ class Actor:
     id: str
     request_id: str = ""
 
+    def fields(self) -> dict[str, str]:
+        """As every event records it."""
+        return {
+            "actor_type": self.type,
+            "actor_id": self.id,
+            "request_id": self.request_id,
+        }
+
 
 def _unchained(state: dict[str, Any]) -> None:
     """Events of v1 were written before the chain existed: readable, but unlinked."""
     state["previous_hash"] = UNCHAINED
+
+
+class Step(ChainLink, Aggregate.Event):
+    """What every event after Created carries: the link to the event before it (v2
+    added the hash chain), and who caused it."""
+
+    class_version = 2
+    previous_hash: str
+    actor_type: str
+    actor_id: str
+    request_id: str
+    upcast_v1_v2 = staticmethod(_unchained)
 
 
 class Payout(Aggregate):
@@ -87,45 +112,21 @@ class Payout(Aggregate):
                 )
             return super().mutate(aggregate)
 
-    class ProcessingStarted(ChainLink, Aggregate.Event):
+    class ProcessingStarted(Step):
         TOPIC = "payouts:Payout.ProcessingStarted"
-        class_version = 2
-        previous_hash: str
-        upcast_v1_v2 = staticmethod(_unchained)
-        actor_type: str
-        actor_id: str
-        request_id: str
 
-    class Completed(ChainLink, Aggregate.Event):
+    class Completed(Step):
         TOPIC = "payouts:Payout.Completed"
-        class_version = 2
-        previous_hash: str
-        upcast_v1_v2 = staticmethod(_unchained)
         gateway_reference: str
-        actor_type: str
-        actor_id: str
-        request_id: str
 
-    class Failed(ChainLink, Aggregate.Event):
+    class Failed(Step):
         TOPIC = "payouts:Payout.Failed"
-        class_version = 2
-        previous_hash: str
-        upcast_v1_v2 = staticmethod(_unchained)
         code: str
         message: str
-        actor_type: str
-        actor_id: str
-        request_id: str
 
-    class Cancelled(ChainLink, Aggregate.Event):
+    class Cancelled(Step):
         TOPIC = "payouts:Payout.Cancelled"
-        class_version = 2
-        previous_hash: str
-        upcast_v1_v2 = staticmethod(_unchained)
         reason: str
-        actor_type: str
-        actor_id: str
-        request_id: str
 
     @classmethod
     def open(
@@ -161,9 +162,7 @@ class Payout(Aggregate):
             description=description,
             idempotency_key=idempotency_key,
             request_fingerprint=request_fingerprint,
-            actor_type=actor.type,
-            actor_id=actor.id,
-            request_id=actor.request_id,
+            **actor.fields(),
         )
 
     @event(Created)
@@ -202,47 +201,49 @@ class Payout(Aggregate):
         # Every event after Created links to the hash of the one before it.
         super().trigger_event(event_class, previous_hash=self.chain_head, **kwargs)
 
-    # Commands: each checks the state machine, then records exactly one event.
+    # Commands: each checks the state machine, then records exactly one event. Asked
+    # again (the payout is already where the command leads: a redelivered task, a
+    # retried request), a command records nothing and returns False.
 
-    def start_processing(self, *, actor: Actor) -> None:
+    def start_processing(self, *, actor: Actor) -> bool:
+        if self.status == PayoutStatus.PROCESSING:
+            return False
         self._require(PayoutStatus.PROCESSING)
-        self._start_processing(
-            actor_type=actor.type, actor_id=actor.id, request_id=actor.request_id
-        )
+        self._start_processing(**actor.fields())
+        return True
 
-    def complete(self, *, gateway_reference: str, actor: Actor) -> None:
+    def complete(self, *, gateway_reference: str, actor: Actor) -> bool:
+        if self.status == PayoutStatus.COMPLETED:
+            return False
         self._require(PayoutStatus.COMPLETED)
-        self._complete(
-            gateway_reference=gateway_reference,
-            actor_type=actor.type,
-            actor_id=actor.id,
-            request_id=actor.request_id,
-        )
+        self._complete(gateway_reference=gateway_reference, **actor.fields())
+        return True
 
-    def fail(self, *, code: str, message: str, actor: Actor) -> None:
+    def fail(self, *, code: str, message: str, actor: Actor) -> bool:
+        if self.status == PayoutStatus.FAILED:
+            return False
         self._require(PayoutStatus.FAILED)
-        self._fail(
-            code=code,
-            message=message,
-            actor_type=actor.type,
-            actor_id=actor.id,
-            request_id=actor.request_id,
-        )
+        self._fail(code=code, message=message, **actor.fields())
+        return True
 
-    def cancel(self, *, reason: str, actor: Actor) -> bool:
-        """Cancel a pending payout; False (and no event) when it is already cancelled."""
+    def cancel(
+        self, *, reason: str, actor: Actor, expected_version: int | None = None
+    ) -> bool:
+        # The precondition comes first: a client that read another version is told
+        # so, whatever the payout's status is now.
+        self.check_version(expected_version)
         if self.status == PayoutStatus.CANCELLED:
             return False
         if not isinstance(reason, str) or len(reason) > MAX_REASON:
             raise InvalidValue("reason", f"At most {MAX_REASON} characters of text.")
         self._require(PayoutStatus.CANCELLED)
-        self._cancel(
-            reason=reason,
-            actor_type=actor.type,
-            actor_id=actor.id,
-            request_id=actor.request_id,
-        )
+        self._cancel(reason=reason, **actor.fields())
         return True
+
+    def check_version(self, expected: int | None) -> None:
+        """An If-Match precondition: the caller acts on the version it last read."""
+        if expected is not None and self.version != expected:
+            raise VersionMismatch(self.id, expected, self.version)
 
     def allowed_transitions(self) -> tuple[PayoutStatus, ...]:
         return TRANSITIONS[self.status]

@@ -17,7 +17,7 @@ from workers.gateway.fakeserver import DEGRADED, FLAKY, HOLD, OUTCOMES, PENDING
 if TYPE_CHECKING:
     from uuid import UUID
 
-    from ledger.application import Payouts
+    from ledger.application import CreateOutcome, Payouts
     from webhooks.models import WebhookEndpoint
 
 # Actors
@@ -71,6 +71,20 @@ def new_payout(**overrides: Any) -> NewPayout:
 def create(ledger: Payouts, **overrides: Any) -> UUID:
     """A pending card payout (`overrides` as for card_payout), created by TEST_ACTOR."""
     return ledger.create_payout(new_payout(**overrides), actor=TEST_ACTOR).payout.id
+
+
+def create_keyed(
+    ledger: Payouts, fingerprint: str = "fp", **overrides: Any
+) -> CreateOutcome:
+    """A create under one Idempotency-Key of one caller, as a client sends it again;
+    `overrides` as for card_payout."""
+    return ledger.create_payout(
+        new_payout(**overrides),
+        actor=TEST_ACTOR,
+        scope="7",
+        idempotency_key="k1",
+        request_fingerprint=fingerprint,
+    )
 
 
 def make_histories(ledger: Payouts) -> list[UUID]:

@@ -13,7 +13,7 @@ from psycopg import sql
 
 from ledger.application import Payouts
 from ledger.apps import build_payouts
-from tests.builders import TEST_ACTOR, WORKER, new_payout
+from tests.builders import TEST_ACTOR, WORKER, create_keyed, new_payout
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -125,12 +125,9 @@ def test_a_create_that_loses_a_race_on_its_key_answers_as_a_replay(
     ledger: Payouts, raced: RacedPayouts
 ) -> None:
     # given
-    key = {"scope": "7", "idempotency_key": "k1", "request_fingerprint": "fp"}
-    raced.rival_moves.append(
-        lambda: ledger.create_payout(new_payout(), actor=TEST_ACTOR, **key)
-    )
+    raced.rival_moves.append(lambda: create_keyed(ledger))
     # when
-    outcome = raced.create_payout(new_payout(), actor=TEST_ACTOR, **key)
+    outcome = create_keyed(raced)
     # then
     assert outcome.replayed is True
     assert len(ledger.history(outcome.payout.id)) == 1

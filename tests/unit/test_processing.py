@@ -9,6 +9,7 @@ import pytest
 from tests.builders import TEST_ACTOR, WORKER, new_payout
 from workers import processing
 from workers.gateway.base import (
+    GatewayError,
     PermanentGatewayError,
     SubmitResult,
     TransientGatewayError,
@@ -16,9 +17,12 @@ from workers.gateway.base import (
 from workers.gateway.fake import FakeGateway
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from uuid import UUID
 
     from ledger.application import Payouts
+
+    Step = Callable[..., str]
 
 DECLINED = SubmitResult(
     accepted=False,
@@ -46,6 +50,15 @@ def payout_id(payouts: Payouts) -> UUID:
 
 def types(payouts: Payouts, payout_id: UUID) -> list[str]:
     return [record.type for record in payouts.history(payout_id)]
+
+
+def attempt_meeting(
+    error: GatewayError, payouts: Payouts, gateway: FakeGateway, payout_id: UUID
+) -> None:
+    """An attempt whose gateway call raises `error`, which the worker lets through."""
+    gateway.script(error)
+    with pytest.raises(type(error)):
+        processing.process(payouts, gateway, payout_id, actor=WORKER)
 
 
 def test_an_accepted_payment_completes_the_payout(
@@ -89,14 +102,14 @@ def test_a_declined_payment_fails_the_payout_with_the_decline_code(
     assert gateway.accepted == []
 
 
-def test_a_transient_gateway_error_propagates_and_the_payout_stays_processing(
-    payouts: Payouts, gateway: FakeGateway, payout_id: UUID
+@pytest.mark.parametrize(
+    "error", [TransientGatewayError("read timeout"), PermanentGatewayError("HTTP 400")]
+)
+def test_a_gateway_error_propagates_and_the_payout_stays_processing(
+    payouts: Payouts, gateway: FakeGateway, payout_id: UUID, error: GatewayError
 ) -> None:
-    # given
-    gateway.script(TransientGatewayError("read timeout"))
     # when
-    with pytest.raises(TransientGatewayError):
-        processing.process(payouts, gateway, payout_id, actor=WORKER)
+    attempt_meeting(error, payouts, gateway, payout_id)
     # then
     assert payouts.get_payout(payout_id).status == "processing"
     assert gateway.accepted == []
@@ -106,9 +119,7 @@ def test_a_retry_after_a_transient_error_completes_with_one_charge(
     payouts: Payouts, gateway: FakeGateway, payout_id: UUID
 ) -> None:
     # given
-    gateway.script(TransientGatewayError("read timeout"))
-    with pytest.raises(TransientGatewayError):
-        processing.process(payouts, gateway, payout_id, actor=WORKER)
+    attempt_meeting(TransientGatewayError("read timeout"), payouts, gateway, payout_id)
     # when
     status = processing.process(payouts, gateway, payout_id, actor=WORKER)
     # then
@@ -118,43 +129,26 @@ def test_a_retry_after_a_transient_error_completes_with_one_charge(
     assert types(payouts, payout_id).count("ProcessingStarted") == 1
 
 
-def test_a_permanent_gateway_error_propagates_and_the_payout_stays_processing(
-    payouts: Payouts, gateway: FakeGateway, payout_id: UUID
+@pytest.mark.parametrize(
+    ("answers", "final"),
+    [((), "Completed"), ((DECLINED,), "Failed")],
+)
+def test_a_duplicate_delivery_charges_once_and_records_nothing_more(
+    payouts: Payouts,
+    gateway: FakeGateway,
+    payout_id: UUID,
+    answers: tuple[SubmitResult, ...],
+    final: str,
 ) -> None:
     # given
-    gateway.script(PermanentGatewayError("HTTP 400"))
-    # when
-    with pytest.raises(PermanentGatewayError):
-        processing.process(payouts, gateway, payout_id, actor=WORKER)
-    # then
-    assert payouts.get_payout(payout_id).status == "processing"
-
-
-def test_a_duplicate_delivery_charges_once_and_completes_once(
-    payouts: Payouts, gateway: FakeGateway, payout_id: UUID
-) -> None:
-    # given
+    gateway.script(*answers)
     processing.process(payouts, gateway, payout_id, actor=WORKER)
     # when
     status = processing.process(payouts, gateway, payout_id, actor=WORKER)
     # then
-    assert status == "completed"
+    assert status == final.lower()
     assert gateway.calls == [payout_id]
-    assert types(payouts, payout_id).count("Completed") == 1
-
-
-def test_a_duplicate_delivery_of_a_failed_payout_changes_nothing(
-    payouts: Payouts, gateway: FakeGateway, payout_id: UUID
-) -> None:
-    # given
-    gateway.script(DECLINED)
-    processing.process(payouts, gateway, payout_id, actor=WORKER)
-    # when
-    status = processing.process(payouts, gateway, payout_id, actor=WORKER)
-    # then
-    assert status == "failed"
-    assert gateway.calls == [payout_id]
-    assert types(payouts, payout_id) == ["Created", "ProcessingStarted", "Failed"]
+    assert types(payouts, payout_id) == ["Created", "ProcessingStarted", final]
 
 
 def test_a_payout_left_processing_is_carried_on_with_the_same_key(
@@ -170,18 +164,22 @@ def test_a_payout_left_processing_is_carried_on_with_the_same_key(
     assert types(payouts, payout_id) == ["Created", "ProcessingStarted", "Completed"]
 
 
-def test_a_worker_lost_after_the_charge_is_settled_by_that_same_charge(
-    payouts: Payouts, gateway: FakeGateway, payout_id: UUID
+@pytest.mark.parametrize("step", [processing.process, processing.give_up])
+def test_a_charge_a_lost_attempt_made_settles_the_payout(
+    payouts: Payouts, gateway: FakeGateway, payout_id: UUID, step: Step
 ) -> None:
-    # given: a worker died after the gateway charged, before recording Completed
+    # given: a worker died after the gateway charged, before recording Completed;
+    # then the task is redelivered (process), or its retries ran out (give_up)
     order = payouts.start_processing(payout_id, actor=WORKER)
-    first = gateway.pay(order)
+    charge = gateway.pay(order)
     # when
-    status = processing.process(payouts, gateway, payout_id, actor=WORKER)
+    status = step(payouts, gateway, payout_id, actor=WORKER)
     # then
     assert status == "completed"
     assert gateway.accepted == [payout_id]
-    assert payouts.history(payout_id)[-1].data == {"gateway_reference": first.reference}
+    assert payouts.history(payout_id)[-1].data == {
+        "gateway_reference": charge.reference
+    }
 
 
 def test_a_cancelled_payout_is_never_sent_to_the_gateway(
@@ -200,28 +198,11 @@ def test_a_cancelled_payout_is_never_sent_to_the_gateway(
 # give_up: after the last retry
 
 
-def test_giving_up_completes_a_payout_the_gateway_did_charge(
-    payouts: Payouts, gateway: FakeGateway, payout_id: UUID
-) -> None:
-    # given: the charge went through but its answer was lost every time
-    order = payouts.start_processing(payout_id, actor=WORKER)
-    charge = gateway.pay(order)
-    # when
-    status = processing.give_up(payouts, gateway, payout_id, actor=WORKER)
-    # then
-    assert status == "completed"
-    assert payouts.history(payout_id)[-1].data == {
-        "gateway_reference": charge.reference
-    }
-
-
 def test_giving_up_fails_a_payout_the_gateway_never_charged(
     payouts: Payouts, gateway: FakeGateway, payout_id: UUID
 ) -> None:
     # given
-    gateway.script(TransientGatewayError("HTTP 503"))
-    with pytest.raises(TransientGatewayError):
-        processing.process(payouts, gateway, payout_id, actor=WORKER)
+    attempt_meeting(TransientGatewayError("HTTP 503"), payouts, gateway, payout_id)
     # when
     status = processing.give_up(payouts, gateway, payout_id, actor=WORKER)
     # then
