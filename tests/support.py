@@ -28,6 +28,11 @@ if TYPE_CHECKING:
 
 REQUIRE_SERVICES = os.environ.get("REQUIRE_SERVICES") == "1"
 
+EVERY_PROCESS = frozenset(
+    {"gateway", "web", "worker", "followers", "webhooks", "checkpointer", "beat"}
+)
+"""The processes of the table in deploy/processes.py: what `make run` starts."""
+
 
 def service_connection() -> psycopg.Connection:
     """A connection of its own to the test database, with the service's role (what an
