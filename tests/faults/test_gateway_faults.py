@@ -160,7 +160,7 @@ def assert_paid_once(
 # payout is paid on the third run. "slow" and "accept_reset" charge and lose the answer
 # for good: the second run settles it by asking, and never posts again.
 CHARGE, LOOKUP = "/charges", "/charges/{}"
-FAULTS = {
+FAULTS: dict[str, list[tuple[str, str, int | None]]] = {
     "error": [
         ("POST", CHARGE, 503),
         ("GET", LOOKUP, 404),
