@@ -16,9 +16,22 @@ from projections.runner import drain
 from workers.dispatcher import PayoutDispatcher
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+    from uuid import UUID
+
+    from celery.result import EagerResult
+
     from ledger.application import Payouts
 
+    Deliver = Callable[[UUID, Any], EagerResult]
+    """The `deliver` fixture of tests/faults: (payout id, gateway) -> the task's result."""
+
 REQUIRE_SERVICES = os.environ.get("REQUIRE_SERVICES") == "1"
+
+EVERY_PROCESS = frozenset(
+    {"gateway", "web", "worker", "followers", "webhooks", "checkpointer", "beat"}
+)
+"""The processes of the table in deploy/processes.py: what `make run` starts."""
 
 
 def service_connection() -> psycopg.Connection:

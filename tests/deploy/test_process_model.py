@@ -13,16 +13,7 @@ from django.core.management import call_command
 from deploy.processes import processes
 from deploy.supervisor import PROVIDER_PRIORITY, SERVICE_PRIORITY, render
 from deploy.systemd import exec_arg
-
-EVERY_PROCESS = {
-    "gateway",
-    "web",
-    "worker",
-    "followers",
-    "webhooks",
-    "checkpointer",
-    "beat",
-}
+from tests.support import EVERY_PROCESS
 
 
 def supervisord_config(tmp_path: Path, **kwargs: object) -> configparser.ConfigParser:

@@ -1,4 +1,5 @@
-"""The real processes on PostgreSQL and Redis: 50 payouts across the SPEC's test cards."""
+"""The real processes on PostgreSQL and Redis (the stack the e2e tests share): 50
+payouts across the SPEC's test cards."""
 
 from __future__ import annotations
 
@@ -9,12 +10,14 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import pytest
 
-from tools.stack import Stack, wait_for
+from tools.stack import wait_for
 from workers.gateway.fakeserver import OUTCOMES
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Collection
     from pathlib import Path
+
+    from tools.stack import Stack
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.e2e]
 
@@ -32,12 +35,6 @@ CARDS = {
 IBAN = "DE89370400440532013000"
 FULL_NUMBERS = [n.encode() for n in CARDS]
 TERMINAL = {"completed", "failed", "cancelled"}
-
-
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    with Stack.running(tmp_path_factory.mktemp("e2e")) as stack:
-        yield stack
 
 
 def payout_body(index: int) -> dict[str, Any]:
@@ -62,11 +59,20 @@ def expected_outcome(body: dict[str, Any]) -> tuple[str, str | None]:
     return CARDS[body["recipient_details"]["number"]]
 
 
+def listed(
+    client: httpx.Client, ids: Collection[str], **params: str
+) -> list[dict[str, Any]]:
+    """The payouts of `ids` in the list's first page (of 200: the shared stack holds
+    fewer), filtered by `params`: other tests' payouts share the stack."""
+    page = client.get("/api/v1/payouts/", params={"limit": "200", **params}).json()
+    return [p for p in page["results"] if p["id"] in ids]
+
+
 @pytest.fixture(scope="module")
-def settled(stack: Stack) -> dict[str, Any]:
+def settled(shared_stack: Stack) -> dict[str, Any]:
     """Create 50 payouts through the API and wait for every one to reach a final status."""
     created: dict[str, dict[str, Any]] = {}
-    with stack.client() as client:
+    with shared_stack.client() as client:
         for index in range(50):
             body = payout_body(index)
             response = client.post("/api/v1/payouts/", json=body)
@@ -85,25 +91,13 @@ def settled(stack: Stack) -> dict[str, Any]:
         finals = wait_for(
             all_final, 120, "50 payouts to reach a final status", interval=0.5
         )
+
         # The projection catches up from the same log; wait for it too.
-        wait_for(
-            lambda: (
-                len(
-                    client.get("/api/v1/payouts/", params={"limit": 200}).json()[
-                        "results"
-                    ]
-                )
-                == 50
-                and all(
-                    p["status"] in TERMINAL
-                    for p in client.get(
-                        "/api/v1/payouts/", params={"limit": 200}
-                    ).json()["results"]
-                )
-            ),
-            30,
-            "the projection to show every final status",
-        )
+        def projected() -> bool:
+            rows = listed(client, created)
+            return len(rows) == 50 and all(p["status"] in TERMINAL for p in rows)
+
+        wait_for(projected, 30, "the projection to show every final status")
     return {"bodies": created, "finals": finals}
 
 
@@ -118,9 +112,9 @@ def test_every_payout_reaches_the_status_its_test_card_promises(
 
 
 def test_every_history_is_created_processing_then_its_outcome(
-    stack: Stack, settled: dict[str, Any]
+    shared_stack: Stack, settled: dict[str, Any]
 ) -> None:
-    with stack.client() as client:
+    with shared_stack.client() as client:
         for payout_id, payout in settled["finals"].items():
             history = client.get(f"/api/v1/payouts/{payout_id}/history/").json()
             outcome = "Completed" if payout["status"] == "completed" else "Failed"
@@ -135,53 +129,47 @@ def test_every_history_is_created_processing_then_its_outcome(
 
 
 def test_the_list_filters_agree_with_the_final_statuses(
-    stack: Stack, settled: dict[str, Any]
+    shared_stack: Stack, settled: dict[str, Any]
 ) -> None:
-    statuses = Counter(p["status"] for p in settled["finals"].values())
-    with stack.client() as client:
+    ids = settled["finals"]
+    statuses = Counter(p["status"] for p in ids.values())
+    with shared_stack.client() as client:
         for status, count in statuses.items():
-            listed = client.get(
-                "/api/v1/payouts/", params={"status": status, "limit": 200}
-            ).json()
-            assert len(listed["results"]) == count
-        both = client.get(
-            "/api/v1/payouts/", params={"status": "completed,failed", "limit": 200}
-        ).json()
-        assert len(both["results"]) == 50
-        jpy = client.get(
-            "/api/v1/payouts/", params={"currency": "JPY", "limit": 200}
-        ).json()
-        assert {p["currency"] for p in jpy["results"]} == {"JPY"}
-        assert len(jpy["results"]) == sum(
+            assert len(listed(client, ids, status=status)) == count
+        assert len(listed(client, ids, status="completed,failed")) == 50
+        jpy = listed(client, ids, currency="JPY")
+        assert {p["currency"] for p in jpy} == {"JPY"}
+        assert len(jpy) == sum(
             1 for b in settled["bodies"].values() if b["currency"] == "JPY"
         )
-        by_amount = client.get(
-            "/api/v1/payouts/", params={"ordering": "-amount", "limit": 200}
-        ).json()
-        amounts = [float(p["amount"]) for p in by_amount["results"]]
+        by_amount = listed(client, ids, ordering="-amount")
+        amounts = [float(p["amount"]) for p in by_amount]
         assert amounts == sorted(amounts, reverse=True)
 
 
 def test_the_gateway_holds_exactly_one_charge_per_completed_payout(
-    stack: Stack, settled: dict[str, Any]
+    shared_stack: Stack, settled: dict[str, Any]
 ) -> None:
-    charges = httpx.get(f"{stack.gateway_url}/charges").json()
-    completed = {
-        pid for pid, p in settled["finals"].items() if p["status"] == "completed"
-    }
+    ids = settled["finals"]
+    charges = [
+        c
+        for c in httpx.get(f"{shared_stack.gateway_url}/charges").json()
+        if c["payout_id"] in ids
+    ]
+    completed = {pid for pid, p in ids.items() if p["status"] == "completed"}
     charged = Counter(c["payout_id"] for c in charges)
     assert set(charged) == completed
     assert set(charged.values()) == {1}
     for charge in charges:
         assert charge["idempotency_key"] == charge["payout_id"]
-        assert charge["amount"] == settled["finals"][charge["payout_id"]]["amount"]
+        assert charge["amount"] == ids[charge["payout_id"]]["amount"]
 
 
 def test_readiness_and_metrics_report_a_healthy_caught_up_service(
-    stack: Stack, settled: dict[str, Any]
+    shared_stack: Stack, settled: dict[str, Any]
 ) -> None:
-    ready = httpx.get(f"{stack.web_url}/readyz")
-    metrics = httpx.get(f"{stack.web_url}/metrics").text
+    ready = httpx.get(f"{shared_stack.web_url}/readyz")
+    metrics = httpx.get(f"{shared_stack.web_url}/metrics").text
     assert ready.status_code == 200, ready.text
     checks = ready.json()["checks"]
     assert set(checks) == {"database", "broker", "projection", "payouts"}
@@ -194,10 +182,10 @@ def test_readiness_and_metrics_report_a_healthy_caught_up_service(
 
 
 def test_no_full_card_number_appears_anywhere(
-    stack: Stack, settled: dict[str, Any], tmp_path: Path
+    shared_stack: Stack, settled: dict[str, Any], tmp_path: Path
 ) -> None:
     # given: every sink a card number could leak into
-    with stack.client() as client:
+    with shared_stack.client() as client:
         api_bodies = [
             client.get("/api/v1/payouts/", params={"limit": 200}).content,
             client.get("/api/v1/events/", params={"limit": 1000}).content,
@@ -215,20 +203,21 @@ def test_no_full_card_number_appears_anywhere(
                 for pid in settled["finals"]
             ),
         ]
-    admin_pages = admin_html(stack, list(settled["finals"])[:5])
+    admin_pages = admin_html(shared_stack, list(settled["finals"])[:5])
     projection = b"".join(
-        repr(row).encode() for row in stack.sql("SELECT * FROM projections_payoutview")
+        repr(row).encode()
+        for row in shared_stack.sql("SELECT * FROM projections_payoutview")
     )
     raw_events = b"".join(
         bytes(row[0])
-        for row in stack.sql("SELECT state FROM eventstore.payouts_events")
+        for row in shared_stack.sql("SELECT state FROM eventstore.payouts_events")
     )
     sinks = {
         "api": b"".join(api_bodies),
         "admin": b"".join(admin_pages),
         "projection": projection,
         "event table": raw_events,
-        "logs": stack.logs(),
+        "logs": shared_stack.logs(),
     }
     # then: the masked forms are there, the full numbers nowhere
     assert b"424242******4242" in sinks["api"]

@@ -16,6 +16,8 @@ import httpx
 import psycopg
 import pytest
 
+from tests.builders import card_payout
+from tests.support import EVERY_PROCESS
 from tools.stack import ROOT, Stack, free_port, wait_for
 
 if TYPE_CHECKING:
@@ -106,15 +108,7 @@ def test_make_run_stops_every_process_it_started(
     )
     print(f"stopped in {time.monotonic() - started:.1f}s after {sig.name}")
     out = (stack.workdir / "make-run.out").read_bytes()
-    for name in (
-        "web",
-        "worker",
-        "followers",
-        "webhooks",
-        "checkpointer",
-        "beat",
-        "gateway",
-    ):
+    for name in sorted(EVERY_PROCESS):
         assert f"stopped: {name} (".encode() in out, name
 
 
@@ -133,15 +127,7 @@ def test_the_environment_wins_over_dotenv_in_every_step(
     with stack.client() as client:
         response = client.post(
             "/api/v1/payouts/",
-            json={
-                "amount": "5.00",
-                "currency": "EUR",
-                "recipient_details": {
-                    "type": "card",
-                    "number": "4242424242424242",
-                    "holder": "Env Wins",
-                },
-            },
+            json=card_payout(amount="5.00"),
             headers={"Idempotency-Key": secrets.token_hex(8)},
         )
         assert response.status_code == 201, response.text

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import httpx
 import pytest
 
+from tests.builders import card_payout
 from tools.stack import Stack, wait_for
 
 if TYPE_CHECKING:
@@ -20,15 +21,6 @@ if TYPE_CHECKING:
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.e2e]
 
 BACK_WITHIN = 10.0
-BODY = {
-    "amount": "12.50",
-    "currency": "EUR",
-    "recipient_details": {
-        "type": "card",
-        "number": "4242424242424242",
-        "holder": "Ada Lovelace",
-    },
-}
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +49,7 @@ def create(client: httpx.Client, count: int) -> list[str]:
 
         def post(key: str = key) -> str | None:
             response = client.post(
-                "/api/v1/payouts/", json=BODY, headers={"Idempotency-Key": key}
+                "/api/v1/payouts/", json=card_payout(), headers={"Idempotency-Key": key}
             )
             return response.json()["id"] if response.status_code == 201 else None
 

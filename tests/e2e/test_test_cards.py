@@ -1,9 +1,9 @@
 """Every test card of SPEC.md through the supervised stack on PostgreSQL and Redis:
 each payout ends as the table says, with exactly one charge when completed and none,
 ever, when failed (the provider's charges are read again once every request it may
-still hold has ended). The fake gateway runs at GATEWAY_TIME_SCALE=0.1 (holds of
-1.5 s, settling after 1 s, degraded for 20 s) against an adapter that reads for
-0.8 s, so each card meets the same timeouts as at full scale, ten times faster."""
+still hold has ended). The shared stack's fake gateway runs at GATEWAY_TIME_SCALE=0.1
+(holds of 1.5 s, settling after 1 s, degraded for 20 s) against an adapter that reads
+for 0.8 s, so each card meets the same timeouts as at full scale, ten times faster."""
 
 from __future__ import annotations
 
@@ -14,37 +14,20 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import pytest
 
-from tools.stack import Stack, wait_for
+from tools.stack import wait_for
 from workers.gateway.fakeserver import DEGRADED, DEGRADED_HOLD, HOLD, OUTCOMES
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from tools.stack import Stack
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.e2e]
 
-SCALE = 0.1
 IBAN = "DE89370400440532013000"
 FINAL = ("completed", "failed", "cancelled")
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    with Stack.running(
-        tmp_path_factory.mktemp("cards"),
-        "cards",
-        overrides={
-            "GATEWAY_TIME_SCALE": str(SCALE),
-            "GATEWAY_READ_TIMEOUT": "0.8",
-            "GATEWAY_LATENCY_MS": "0",
-            "STUCK_PAYOUT_AFTER": "10",
-            "SWEEP_INTERVAL": "2",
-        },
-    ) as stack:
-        yield stack
-
-
 def test_every_test_card_ends_as_spec_says_with_one_charge_or_none_ever(
-    stack: Stack,
+    shared_stack: Stack,
 ) -> None:
     # given: one payout per test card, and one to an IBAN
     recipients: dict[str, dict[str, str]] = {
@@ -53,7 +36,7 @@ def test_every_test_card_ends_as_spec_says_with_one_charge_or_none_ever(
     }
     recipients["iban"] = {"type": "bank_account", "iban": IBAN, "holder": "Iban Holder"}
     ids: dict[str, str] = {}
-    with stack.client() as client:
+    with shared_stack.client() as client:
         for name, recipient in recipients.items():
             response = client.post(
                 "/api/v1/payouts/",
@@ -91,11 +74,12 @@ def test_every_test_card_ends_as_spec_says_with_one_charge_or_none_ever(
         )
     # and once any request the provider held has ended: one charge per completed
     # payout, none for a failed one
-    time.sleep(max([*HOLD.values(), DEGRADED_HOLD]) * SCALE + 2)
-    charges = httpx.get(f"{stack.gateway_url}/charges").json()
+    scale = float(shared_stack.env["GATEWAY_TIME_SCALE"])
+    time.sleep(max([*HOLD.values(), DEGRADED_HOLD]) * scale + 2)
+    charges = httpx.get(f"{shared_stack.gateway_url}/charges").json()
     for name, payout_id in ids.items():
         count = sum(1 for c in charges if c["payout_id"] == payout_id)
         assert count == (1 if outcome[name][0] == "completed" else 0), name
     # and nothing is left in doubt
-    ready = httpx.get(f"{stack.web_url}/readyz").json()
+    ready = httpx.get(f"{shared_stack.web_url}/readyz").json()
     assert ready["checks"]["payouts"]["in_doubt"] == 0

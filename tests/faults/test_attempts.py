@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from uuid import UUID
 
     from ledger.application import PaymentOrder, Payouts
+    from tests.support import Deliver
 
 
 class HeldGateway(FakeGateway):
@@ -70,22 +71,19 @@ class BrokenGateway(FakeGateway):
 
 @pytest.mark.django_db(transaction=True)
 def test_a_second_delivery_while_one_calls_the_gateway_makes_no_call(
-    ledger: Payouts, use_gateway: Callable[[FakeGateway], None]
+    ledger: Payouts, deliver: Deliver
 ) -> None:
     # given: a delivery whose gateway call is in flight
     gateway = HeldGateway()
-    use_gateway(gateway)
     payout_id = create(ledger)
     first: dict[str, Any] = {}
     thread = threading.Thread(
-        target=lambda: first.update(
-            result=tasks.process_payout.apply(args=[str(payout_id)]).result
-        )
+        target=lambda: first.update(result=deliver(payout_id, gateway).result)
     )
     thread.start()
     assert gateway.entered.wait(10)
     # when: a redelivery (or a sweep's copy) of the same payout runs meanwhile
-    second = tasks.process_payout.apply(args=[str(payout_id)]).result
+    second = deliver(payout_id, gateway).result
     gateway.release.set()
     thread.join(10)
     # then: it ended without calling the gateway; one call, one charge
@@ -98,14 +96,11 @@ def test_a_second_delivery_while_one_calls_the_gateway_makes_no_call(
 
 @pytest.mark.django_db(transaction=True)
 def test_a_payout_whose_every_call_timed_out_is_in_doubt_until_settled(
-    ledger: Payouts,
-    use_gateway: Callable[[FakeGateway], None],
-    project: Callable[[], int],
+    ledger: Payouts, deliver: Deliver, project: Callable[[], int]
 ) -> None:
     # given: retries exhausted, and not even the void got an answer
-    use_gateway(TimeoutGateway())
     payout_id = create(ledger)
-    tasks.process_payout.apply(args=[str(payout_id)])
+    deliver(payout_id, TimeoutGateway())
     # then: in flight, and in doubt
     assert ledger.get_payout(payout_id).status == "processing"
     project()
@@ -115,8 +110,7 @@ def test_a_payout_whose_every_call_timed_out_is_in_doubt_until_settled(
     # when: the provider answers again, with the charge it had made
     gateway = FakeGateway()
     gateway.charges[payout_id] = SubmitResult(accepted=True, reference="ch_1")
-    use_gateway(gateway)
-    assert tasks.process_payout.apply(args=[str(payout_id)]).result == "completed"
+    assert deliver(payout_id, gateway).result == "completed"
     # then
     assert PayoutAttempt.objects.get(payout_id=payout_id).in_doubt_since is None
     project()
@@ -127,17 +121,16 @@ def test_a_payout_whose_every_call_timed_out_is_in_doubt_until_settled(
 @pytest.mark.django_db(transaction=True)
 def test_a_payout_failing_for_a_reason_not_the_providers_is_parked_and_not_swept(
     ledger: Payouts,
-    use_gateway: Callable[[FakeGateway], None],
+    deliver: Deliver,
     project: Callable[[], int],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # given: a payout that fails the same way each time it is tried
     gateway = BrokenGateway()
-    use_gateway(gateway)
     payout_id = create(ledger)
     # when
     for _ in range(attempts.POISON_AFTER):
-        tasks.process_payout.apply(args=[str(payout_id)])
+        deliver(payout_id, gateway)
     # then: parked for an operator, with the reason
     row = PayoutAttempt.objects.get(payout_id=payout_id)
     assert row.parked_at is not None

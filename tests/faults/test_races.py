@@ -8,7 +8,6 @@ serving API requests also need Django's, hence `transaction=True` for those test
 from __future__ import annotations
 
 import threading
-import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
@@ -34,30 +33,59 @@ if TYPE_CHECKING:
 CANCEL = {"status": "cancelled", "reason": "race"}
 
 
+class Meeting:
+    """Holds the first `parties` callers of `attend` until all of them have come, so
+    that they go on together; later callers pass straight through."""
+
+    def __init__(self, parties: int) -> None:
+        self.barrier = threading.Barrier(parties)
+        self.lock = threading.Lock()
+        self.arrived = 0
+
+    def attend(self) -> None:
+        with self.lock:
+            self.arrived += 1
+            first = self.arrived <= self.barrier.parties
+        if first:
+            self.barrier.wait(timeout=10)
+
+
 class Provider(FakeGateway):
     """FakeGateway made atomic per key, as a provider honouring idempotency keys is.
 
     FakeGateway alone checks and then records a charge in two steps, so two threads
-    could both charge. `charged` has one entry per charge actually made.
+    could both charge. `charged` has one entry per charge actually made. With
+    `workers`, the first that many calls for a payout (its charge, or the lookups of
+    the workers that found it already processing) are answered only once all have
+    been made: every worker is at the provider at once, and none has recorded an
+    outcome yet.
     """
 
-    def __init__(self, latency: float = 0.005) -> None:
+    def __init__(self, workers: int = 0) -> None:
         super().__init__()
-        self.latency = latency
+        self.workers = workers
+        self.meetings: dict[UUID, Meeting] = {}
         self.lock = threading.Lock()
         self.charged: list[UUID] = []
 
     def pay(self, order: PaymentOrder) -> SubmitResult:
-        time.sleep(self.latency)  # the network: callers overlap here
+        self._meet(order.payout_id)
         with self.lock:
             if order.payout_id not in self.charges:
                 self.charged.append(order.payout_id)
             return super().pay(order)
 
     def status(self, payout_id: UUID) -> SubmitResult | None:
-        time.sleep(self.latency)
+        self._meet(payout_id)
         with self.lock:
             return super().status(payout_id)
+
+    def _meet(self, payout_id: UUID) -> None:
+        if not self.workers:
+            return
+        with self.lock:
+            meeting = self.meetings.setdefault(payout_id, Meeting(self.workers))
+        meeting.attend()
 
 
 def run_together(
@@ -115,7 +143,7 @@ def test_a_payout_delivered_twice_in_a_row_is_paid_and_completed_once(
     ledger: Payouts,
 ) -> None:
     # given
-    gateway = Provider(latency=0)
+    gateway = Provider()
     payout_id = ledger.create_payout(new_payout(), actor=TEST_ACTOR).payout.id
     # when
     statuses = [
@@ -132,7 +160,7 @@ def test_a_payout_delivered_to_many_workers_at_once_is_paid_and_completed_once(
     ledger: Payouts,
 ) -> None:
     # given
-    gateway = Provider()
+    gateway = Provider(workers=8)
     payout_ids = [
         ledger.create_payout(new_payout(), actor=TEST_ACTOR).payout.id for _ in range(3)
     ]
@@ -210,15 +238,16 @@ def test_a_cancel_racing_the_start_of_processing_has_one_winner(
 def test_one_idempotency_key_sent_concurrently_creates_one_payout(
     ledger: Payouts, staff_user: User, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # given: a slow commit, so that every request has looked the key up and found
-    # nothing before the first insert lands (on SQLite they would queue up otherwise)
+    # given: no request inserts until all twelve are about to, so that each has
+    # looked the key up and found nothing (on SQLite they would queue up otherwise)
     insert = ledger.recorder.insert_events
+    every_request = Meeting(12)
 
-    def slow_insert(*args: Any, **kwargs: Any) -> Any:
-        time.sleep(0.2)
+    def insert_with_the_others(*args: Any, **kwargs: Any) -> Any:
+        every_request.attend()
         return insert(*args, **kwargs)
 
-    monkeypatch.setattr(ledger.recorder, "insert_events", slow_insert)
+    monkeypatch.setattr(ledger.recorder, "insert_events", insert_with_the_others)
     clients = [client_for(staff_user) for _ in range(12)]
     body = card_payout()
     # when

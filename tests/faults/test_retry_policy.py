@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from uuid import UUID
 
     from ledger.application import PaymentOrder, Payouts
+    from tests.support import Deliver
 
 ATTEMPTS = settings.PAYOUT_MAX_RETRIES + 1
 
@@ -43,17 +44,21 @@ ATTEMPTS = settings.PAYOUT_MAX_RETRIES + 1
 class DownGateway(FakeGateway):
     """Unavailable for every charge; its record (empty) can still be read."""
 
+    def __init__(self) -> None:
+        super().__init__()
+        self.lookups = 0
+
     def pay(self, order: PaymentOrder) -> SubmitResult:
         self.calls.append(order.payout_id)
         raise TransientGatewayError("gateway answered HTTP 503")
 
+    def status(self, payout_id: UUID) -> SubmitResult | None:
+        self.lookups += 1
+        return super().status(payout_id)
+
 
 class UnreachableGateway(DownGateway):
     """Cannot even be asked what it holds."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.lookups = 0
 
     def status(self, payout_id: UUID) -> SubmitResult | None:
         self.lookups += 1
@@ -81,38 +86,43 @@ def types(ledger: Payouts, payout_id: UUID) -> list[str]:
 # Retries, then giving up
 
 
-def test_a_payout_never_charged_fails_as_gateway_unavailable_after_the_last_retry(
-    ledger: Payouts, use_gateway: Callable[[FakeGateway], None]
+# gateway: (charge requests sent, final status and failure code, history)
+GIVING_UP = {
+    # Every answer is a 503 and its record holds no charge: nothing was paid.
+    "never charged": (
+        DownGateway,
+        ATTEMPTS,
+        ("failed", "gateway_unavailable"),
+        ["Created", "ProcessingStarted", "Failed"],
+    ),
+    # The first request may have gone through and nothing answers after it: never
+    # paid again without an answer, never failed on a guess; left to the sweeper.
+    "charge not ruled out": (
+        UnreachableGateway,
+        1,
+        ("processing", None),
+        ["Created", "ProcessingStarted"],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(GIVING_UP))
+def test_after_the_last_retry_a_payout_fails_only_if_no_charge_can_have_been_made(
+    ledger: Payouts, deliver: Deliver, case: str
 ) -> None:
     # given
-    gateway = DownGateway()
-    use_gateway(gateway)
+    gateway_class, requests, final, history = GIVING_UP[case]
+    gateway = gateway_class()
     payout_id = create(ledger)
     # when
-    result = tasks.process_payout.apply(args=[str(payout_id)])
+    result = deliver(payout_id, gateway)
     # then
     assert result.state == "FAILURE"
-    assert gateway.calls == [payout_id] * ATTEMPTS
-    payout = ledger.get_payout(payout_id)
-    assert (payout.status, payout.failure_code) == ("failed", "gateway_unavailable")
-    assert types(ledger, payout_id) == ["Created", "ProcessingStarted", "Failed"]
-
-
-def test_a_payout_whose_charge_cannot_be_ruled_out_stays_processing_for_the_sweeper(
-    ledger: Payouts, use_gateway: Callable[[FakeGateway], None]
-) -> None:
-    # given: the first charge request may have gone through; nothing answers after
-    gateway = UnreachableGateway()
-    use_gateway(gateway)
-    payout_id = create(ledger)
-    # when
-    result = tasks.process_payout.apply(args=[str(payout_id)])
-    # then: never paid again without an answer, never failed on a guess
-    assert result.state == "FAILURE"
-    assert gateway.calls == [payout_id]
+    assert gateway.calls == [payout_id] * requests
     assert gateway.lookups == ATTEMPTS  # every resumed run, and giving up, asked once
-    assert ledger.get_payout(payout_id).status == "processing"
-    assert types(ledger, payout_id) == ["Created", "ProcessingStarted"]
+    payout = ledger.get_payout(payout_id)
+    assert (payout.status, payout.failure_code) == final
+    assert types(ledger, payout_id) == history
 
 
 class RefusingLookupGateway(DownGateway):
@@ -139,15 +149,14 @@ def test_a_refused_lookup_after_the_last_retry_leaves_the_payout_to_the_sweeper(
 
 
 def test_a_gateway_back_before_the_last_retry_completes_the_payout_once(
-    ledger: Payouts, use_gateway: Callable[[FakeGateway], None]
+    ledger: Payouts, deliver: Deliver
 ) -> None:
     # given
     gateway = FakeGateway()
     gateway.script(*[TransientGatewayError("HTTP 503")] * (ATTEMPTS - 1))
-    use_gateway(gateway)
     payout_id = create(ledger)
     # when
-    result = tasks.process_payout.apply(args=[str(payout_id)])
+    result = deliver(payout_id, gateway)
     # then
     assert (result.state, result.result) == ("SUCCESS", "completed")
     assert gateway.accepted == [payout_id]
@@ -155,15 +164,12 @@ def test_a_gateway_back_before_the_last_retry_completes_the_payout_once(
 
 
 def test_every_retry_countdown_stays_below_the_visibility_timeout(
-    ledger: Payouts,
-    use_gateway: Callable[[FakeGateway], None],
-    countdowns: list[float],
+    ledger: Payouts, deliver: Deliver, countdowns: list[float]
 ) -> None:
     # given
-    use_gateway(DownGateway())
     payout_id = create(ledger)
     # when
-    tasks.process_payout.apply(args=[str(payout_id)])
+    deliver(payout_id, DownGateway())
     # then: each retry was scheduled with a jittered countdown under the cap
     task = tasks.process_payout
     assert len(countdowns) == ATTEMPTS

@@ -78,29 +78,28 @@ def settle(gateway: HttpGateway, order: PaymentOrder) -> Any:
     return wait_for(known, 5, "the pending charge to settle", interval=0.05)
 
 
-def test_a_pending_charge_is_in_flight_and_settles_succeeded(
-    gateway: HttpGateway, provider_url: str
+# card: (the settled answer's accepted and decline code, charges made)
+SETTLED = {
+    PENDING_THEN_SUCCEEDED: ((True, ""), 1),
+    PENDING_THEN_DECLINED: ((False, "account_closed"), 0),
+}
+
+
+@pytest.mark.parametrize("number", list(SETTLED), ids=["succeeded", "declined"])
+def test_a_pending_charge_is_in_flight_until_it_settles_with_one_charge_or_none(
+    gateway: HttpGateway, provider_url: str, number: str
 ) -> None:
     # given
-    order = card_order(PENDING_THEN_SUCCEEDED)
+    order = card_order(number)
+    answer, charges = SETTLED[number]
     # when / then: neither the answer nor the first lookup is a decline
     with pytest.raises(PaymentInFlight):
         gateway.pay(order)
     with pytest.raises(PaymentInFlight):
         gateway.status(order.payout_id)
-    assert settle(gateway, order).accepted is True
-    assert len(charges_for(provider_url, order)) == 1
-
-
-def test_a_pending_charge_that_settles_declined_is_a_decline_without_a_charge(
-    gateway: HttpGateway, provider_url: str
-) -> None:
-    order = card_order(PENDING_THEN_DECLINED)
-    with pytest.raises(PaymentInFlight):
-        gateway.pay(order)
     result = settle(gateway, order)
-    assert (result.accepted, result.decline_code) == (False, "account_closed")
-    assert charges_for(provider_url, order) == []
+    assert (result.accepted, result.decline_code) == answer
+    assert len(charges_for(provider_url, order)) == charges
 
 
 def test_a_second_request_while_the_first_is_held_is_in_flight_not_a_failure(
