@@ -32,6 +32,7 @@ from ledger.values import payout_id_for
 from projections.runner import catch_up, drain
 from tests.builders import TEST_ACTOR, new_payout
 from tests.support import service_connection
+from tools.stack import wait_for
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -110,15 +111,6 @@ def writers_app(*, lock: bool) -> Payouts:
     return app
 
 
-def wait_for(condition: Callable[[], bool], what: str) -> None:
-    done = threading.Event()
-    for _ in range(int(WAIT / 0.05)):
-        if condition():
-            return
-        done.wait(0.05)
-    pytest.fail(f"gave up waiting for {what}")
-
-
 def waiting(conn: psycopg.Connection, query: str) -> bool:
     row = conn.execute(query).fetchone()
     return bool(row and row[0])
@@ -154,7 +146,9 @@ def run_out_of_order_commits(
                 "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
                 f"AND objid = {HOLD} AND NOT granted",
             ),
+            WAIT,
             "the held writer to insert",
+            interval=0.05,
         )
         # a later writer: it commits first, or waits for the held one's table lock
         later = in_thread(lambda: app.create_payout(new_payout(), actor=TEST_ACTOR))
@@ -167,7 +161,9 @@ def run_out_of_order_commits(
                     f"AND relation = '{EVENTS}'::regclass AND NOT granted",
                 )
             ),
+            WAIT,
             "the later writer to commit or wait",
+            interval=0.05,
         )
         # the follower reads what is committed so far, in small batches
         drain(reader, follower, batch_size=3)
