@@ -35,7 +35,6 @@ if TYPE_CHECKING:
     from rest_framework.request import Request
 
 MAX_OVERLAP = 30 * 24 * 3600
-MAX_POSITION = 10**18 - 1
 
 
 class WebhookUrlField(serializers.CharField):
@@ -333,7 +332,7 @@ class WebhookDeliveryListView(APIView):
             schema.integer_query(
                 "before",
                 minimum=1,
-                maximum=MAX_POSITION,
+                maximum=schema.MAX_POSITION,
                 description="Only events at positions below this one.",
             ),
             schema.integer_query("limit", minimum=1, maximum=200, default=50),
@@ -361,7 +360,7 @@ class WebhookDeliveryListView(APIView):
             except ValidationError:
                 errors["payout_id"] = ["Must be a UUID."]
         if raw := params.get("before"):
-            if raw.isascii() and raw.isdigit() and len(raw) <= 18:
+            if raw.isascii() and raw.isdigit() and len(raw) <= schema.POSITION_DIGITS:
                 query = query.filter(position__lt=int(raw))
             else:
                 errors["before"] = ["Must be a positive integer position."]
