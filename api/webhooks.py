@@ -22,6 +22,8 @@ from api.permissions import IsStaff
 from api.serializers import ProblemOutput, StrictSerializer
 from webhooks import services
 from webhooks.models import (
+    MAX_TEXT,
+    MAX_URL,
     WEBHOOK_EVENT_TYPES,
     DeliveryStatus,
     WebhookDelivery,
@@ -40,7 +42,7 @@ MAX_OVERLAP = 30 * 24 * 3600
 class WebhookUrlField(serializers.CharField):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(
-            max_length=2000,
+            max_length=MAX_URL,
             help_text="Where deliveries are POSTed: https (http outside production "
             "only when WEBHOOK_ALLOW_HTTP); loopback, private and link-local hosts "
             "are refused unless WEBHOOK_ALLOW_PRIVATE_TARGETS.",
@@ -70,7 +72,7 @@ class WebhookEndpointCreateInput(StrictSerializer):
     url = WebhookUrlField()
     event_types = _event_types(required=False, default=WEBHOOK_EVENT_TYPES)
     description = serializers.CharField(
-        max_length=500, required=False, allow_blank=True, default=""
+        max_length=MAX_TEXT, required=False, allow_blank=True, default=""
     )
 
 
@@ -78,7 +80,7 @@ class WebhookEndpointUpdateInput(StrictSerializer):
     url = WebhookUrlField(required=False)
     event_types = _event_types(required=False)
     description = serializers.CharField(
-        max_length=500, required=False, allow_blank=True
+        max_length=MAX_TEXT, required=False, allow_blank=True
     )
     enabled = serializers.BooleanField(
         required=False,
