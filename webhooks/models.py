@@ -3,21 +3,24 @@
 from __future__ import annotations
 
 import uuid
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from django.db import models
 from django.utils import timezone
 
+from ledger.payout import Payout
+
 if TYPE_CHECKING:
     from datetime import datetime
 
-# The payout events a receiver can subscribe to, by the ledger event they come from.
-EVENT_TYPES = {
-    "Created": "payout.created",
-    "ProcessingStarted": "payout.processing",
-    "Completed": "payout.completed",
-    "Failed": "payout.failed",
-    "Cancelled": "payout.cancelled",
+# The payout events a receiver can subscribe to, by the ledger event they come from:
+# keyed by class, so that renaming an event fails here instead of dropping its hook.
+EVENT_TYPES: dict[type[Any], str] = {
+    Payout.Created: "payout.created",
+    Payout.ProcessingStarted: "payout.processing",
+    Payout.Completed: "payout.completed",
+    Payout.Failed: "payout.failed",
+    Payout.Cancelled: "payout.cancelled",
 }
 WEBHOOK_EVENT_TYPES = list(EVENT_TYPES.values())
 # What is kept of a receiver's answer: enough to see an error, never a whole body.
