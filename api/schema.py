@@ -39,12 +39,19 @@ class AutoSchema(openapi.AutoSchema):
         return schema
 
 
+# Said here and checked by the views, like IF_MATCH_PATTERN below.
+MAX_IDEMPOTENCY_KEY = 255
+# An event's position in the log: 18 digits fit PostgreSQL's bigint.
+POSITION_DIGITS = 18
+MAX_POSITION = 10**POSITION_DIGITS - 1
+
 IDEMPOTENCY_KEY = OpenApiParameter(
     "Idempotency-Key",
     str,
     OpenApiParameter.HEADER,
-    description="Up to 255 characters, scoped to the caller. Same key and body: the "
-    "original 201 is replayed with `Idempotent-Replayed: true`. Another body: 422.",
+    description=f"Up to {MAX_IDEMPOTENCY_KEY} characters, scoped to the caller. Same "
+    "key and body: the original 201 is replayed with `Idempotent-Replayed: true`. "
+    "Another body: 422.",
 )
 # ECMA-262 and Python read it alike; views.py checks If-Match with it (HTTP servers
 # strip the whitespace around a header value, test clients may not).

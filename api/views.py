@@ -44,9 +44,7 @@ if TYPE_CHECKING:
 
     from ledger.records import EventRecord, PayoutSnapshot
 
-MAX_IDEMPOTENCY_KEY = 255
 MAX_VERSION = 999_999_999
-MAX_POSITION = 10**18 - 1  # 18 digits: within PostgreSQL's bigint
 _IF_MATCH = re.compile(schema.IF_MATCH_PATTERN)
 
 
@@ -145,10 +143,9 @@ class PayoutListCreateView(generics.ListAPIView):
     )
     def post(self, request: Request) -> Response:
         key = request.headers.get("Idempotency-Key")
-        if key is not None and not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY:
-            raise ValidationError(
-                {"Idempotency-Key": [f"Must be 1 to {MAX_IDEMPOTENCY_KEY} characters."]}
-            )
+        if key is not None and not 1 <= len(key) <= schema.MAX_IDEMPOTENCY_KEY:
+            message = f"Must be 1 to {schema.MAX_IDEMPOTENCY_KEY} characters."
+            raise ValidationError({"Idempotency-Key": [message]})
         payload = PayoutCreateInput(data=request.data)
         payload.is_valid(raise_exception=True)
         data = payload.validated_data
@@ -349,7 +346,7 @@ class EventFeedView(APIView):
             schema.integer_query(
                 "after",
                 minimum=0,
-                maximum=MAX_POSITION,
+                maximum=schema.MAX_POSITION,
                 description="Position to start after (default 0).",
             ),
             OpenApiParameter(
@@ -374,7 +371,10 @@ class EventFeedView(APIView):
     )
     def get(self, request: Request) -> Response | StreamingHttpResponse:
         raw_after = request.query_params.get("after") or "0"
-        if not (raw_after.isascii() and raw_after.isdigit()) or len(raw_after) > 18:
+        if (
+            not (raw_after.isascii() and raw_after.isdigit())
+            or len(raw_after) > schema.POSITION_DIGITS
+        ):
             raise ValidationError(
                 {"after": ["Must be a non-negative integer position."]}
             )

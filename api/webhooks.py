@@ -22,6 +22,8 @@ from api.permissions import IsStaff
 from api.serializers import ProblemOutput, StrictSerializer
 from webhooks import services
 from webhooks.models import (
+    MAX_TEXT,
+    MAX_URL,
     WEBHOOK_EVENT_TYPES,
     DeliveryStatus,
     WebhookDelivery,
@@ -35,13 +37,12 @@ if TYPE_CHECKING:
     from rest_framework.request import Request
 
 MAX_OVERLAP = 30 * 24 * 3600
-MAX_POSITION = 10**18 - 1
 
 
 class WebhookUrlField(serializers.CharField):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(
-            max_length=2000,
+            max_length=MAX_URL,
             help_text="Where deliveries are POSTed: https (http outside production "
             "only when WEBHOOK_ALLOW_HTTP); loopback, private and link-local hosts "
             "are refused unless WEBHOOK_ALLOW_PRIVATE_TARGETS.",
@@ -71,7 +72,7 @@ class WebhookEndpointCreateInput(StrictSerializer):
     url = WebhookUrlField()
     event_types = _event_types(required=False, default=WEBHOOK_EVENT_TYPES)
     description = serializers.CharField(
-        max_length=500, required=False, allow_blank=True, default=""
+        max_length=MAX_TEXT, required=False, allow_blank=True, default=""
     )
 
 
@@ -79,7 +80,7 @@ class WebhookEndpointUpdateInput(StrictSerializer):
     url = WebhookUrlField(required=False)
     event_types = _event_types(required=False)
     description = serializers.CharField(
-        max_length=500, required=False, allow_blank=True
+        max_length=MAX_TEXT, required=False, allow_blank=True
     )
     enabled = serializers.BooleanField(
         required=False,
@@ -333,7 +334,7 @@ class WebhookDeliveryListView(APIView):
             schema.integer_query(
                 "before",
                 minimum=1,
-                maximum=MAX_POSITION,
+                maximum=schema.MAX_POSITION,
                 description="Only events at positions below this one.",
             ),
             schema.integer_query("limit", minimum=1, maximum=200, default=50),
@@ -361,7 +362,7 @@ class WebhookDeliveryListView(APIView):
             except ValidationError:
                 errors["payout_id"] = ["Must be a UUID."]
         if raw := params.get("before"):
-            if raw.isascii() and raw.isdigit() and len(raw) <= 18:
+            if raw.isascii() and raw.isdigit() and len(raw) <= schema.POSITION_DIGITS:
                 query = query.filter(position__lt=int(raw))
             else:
                 errors["before"] = ["Must be a positive integer position."]

@@ -8,6 +8,11 @@ from django.utils import timezone
 from ledger.payout import MAX_DESCRIPTION, MAX_REASON
 from ledger.values import AMOUNT_DIGITS, AMOUNT_PLACES
 
+# What a PayoutAttempt keeps of a reason; workers/attempts.py cuts the text to fit.
+# The workers' own notes on their calls, not event fields: not the ledger's MAX_REASON.
+MAX_DOUBT_REASON = 200
+MAX_LAST_FAILURE = 500
+
 
 class PayoutView(models.Model):
     """One row per payout, for the list endpoint and the admin. Masked data only."""
@@ -127,10 +132,12 @@ class PayoutAttempt(models.Model):
     lease_until = models.DateTimeField(null=True, blank=True)
     # Set while the last gateway call for it had no definitive answer.
     in_doubt_since = models.DateTimeField(null=True, blank=True, db_index=True)
-    in_doubt_reason = models.CharField(max_length=200, blank=True, default="")
+    in_doubt_reason = models.CharField(
+        max_length=MAX_DOUBT_REASON, blank=True, default=""
+    )
     # Failures that are not the provider's (a bug, bad data): parked after a few.
     failures = models.PositiveIntegerField(default=0)
-    last_failure = models.CharField(max_length=500, blank=True, default="")
+    last_failure = models.CharField(max_length=MAX_LAST_FAILURE, blank=True, default="")
     parked_at = models.DateTimeField(null=True, blank=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
 

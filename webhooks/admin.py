@@ -13,6 +13,7 @@ from unfold.decorators import action, display
 
 from webhooks import services
 from webhooks.models import (
+    MAX_URL,
     WEBHOOK_EVENT_TYPES,
     WebhookAttempt,
     WebhookDelivery,
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
 
 
 class WebhookEndpointForm(forms.ModelForm):
-    url = forms.URLField(max_length=2000, assume_scheme="https")
+    url = forms.URLField(max_length=MAX_URL, assume_scheme="https")
     event_types = forms.MultipleChoiceField(
         choices=[(t, t) for t in WEBHOOK_EVENT_TYPES],
         initial=WEBHOOK_EVENT_TYPES,

@@ -11,7 +11,6 @@ from django.db import transaction
 from eventsourcing.utils import get_topic
 
 from api.serializers import PayoutOutput
-from ledger.payout import EVENT_TYPES as LEDGER_EVENT_TYPES
 from ledger.payout import STATUS_AFTER
 from webhooks.models import EVENT_TYPES, WebhookDelivery, WebhookEndpoint, message_id
 
@@ -21,7 +20,7 @@ if TYPE_CHECKING:
 
 
 def webhook_type(event: Any) -> str:
-    return EVENT_TYPES[LEDGER_EVENT_TYPES[type(event)]]
+    return EVENT_TYPES[type(event)]
 
 
 def payload(event: Any, position: int, payout: Any) -> str:

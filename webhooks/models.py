@@ -3,25 +3,32 @@
 from __future__ import annotations
 
 import uuid
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from django.db import models
 from django.utils import timezone
 
+from ledger.payout import Payout
+
 if TYPE_CHECKING:
     from datetime import datetime
 
-# The payout events a receiver can subscribe to, by the ledger event they come from.
-EVENT_TYPES = {
-    "Created": "payout.created",
-    "ProcessingStarted": "payout.processing",
-    "Completed": "payout.completed",
-    "Failed": "payout.failed",
-    "Cancelled": "payout.cancelled",
+# The payout events a receiver can subscribe to, by the ledger event they come from:
+# keyed by class, so that renaming an event fails here instead of dropping its hook.
+EVENT_TYPES: dict[type[Any], str] = {
+    Payout.Created: "payout.created",
+    Payout.ProcessingStarted: "payout.processing",
+    Payout.Completed: "payout.completed",
+    Payout.Failed: "payout.failed",
+    Payout.Cancelled: "payout.cancelled",
 }
 WEBHOOK_EVENT_TYPES = list(EVENT_TYPES.values())
 # What is kept of a receiver's answer: enough to see an error, never a whole body.
 RESPONSE_PREFIX_BYTES = 1024
+# What is kept of a free text (a description, why an endpoint was disabled, an
+# attempt's error); the sender cuts what it records to fit.
+MAX_TEXT = 500
+MAX_URL = 2000
 
 
 def message_id(endpoint_id: uuid.UUID, payout_id: uuid.UUID, version: int) -> str:
@@ -32,12 +39,12 @@ def message_id(endpoint_id: uuid.UUID, payout_id: uuid.UUID, version: int) -> st
 
 class WebhookEndpoint(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    url = models.URLField(max_length=2000)
+    url = models.URLField(max_length=MAX_URL)
     event_types = models.JSONField(default=list)
-    description = models.CharField(max_length=500, blank=True, default="")
+    description = models.CharField(max_length=MAX_TEXT, blank=True, default="")
     enabled = models.BooleanField(default=True)
     disabled_at = models.DateTimeField(null=True, blank=True)
-    disabled_reason = models.CharField(max_length=500, blank=True, default="")
+    disabled_reason = models.CharField(max_length=MAX_TEXT, blank=True, default="")
     # Sealed with the event store's cipher (CIPHER_KEYS), bound to the endpoint id.
     secret = models.BinaryField(editable=False)
     previous_secret = models.BinaryField(null=True, editable=False)
@@ -126,7 +133,7 @@ class WebhookAttempt(models.Model):
     succeeded = models.BooleanField(default=False)
     status_code = models.PositiveSmallIntegerField(null=True, blank=True)
     latency_ms = models.PositiveIntegerField()
-    error = models.CharField(max_length=500, blank=True, default="")
+    error = models.CharField(max_length=MAX_TEXT, blank=True, default="")
     response_prefix = models.CharField(
         max_length=RESPONSE_PREFIX_BYTES, blank=True, default=""
     )

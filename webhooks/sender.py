@@ -34,6 +34,7 @@ from projections.follow import advisory_key, direct_connection
 from webhooks import metrics
 from webhooks.backoff import next_attempt
 from webhooks.models import (
+    MAX_TEXT,
     RESPONSE_PREFIX_BYTES,
     DeliveryStatus,
     WebhookAttempt,
@@ -104,7 +105,7 @@ def post(
     try:
         target = resolve(url)
     except UnsafeTarget as exc:
-        return Outcome(False, None, 0, _clean(str(exc), 500))
+        return Outcome(False, None, 0, _clean(str(exc), MAX_TEXT))
     headers = {
         **signature_headers(message_id, payload, secrets),
         "content-type": "application/json",
@@ -140,7 +141,7 @@ def post(
         succeeded=not error,
         status_code=status_code,
         latency_ms=latency,
-        error=_clean(error, 500),
+        error=_clean(error, MAX_TEXT),
         response_prefix=_clean(
             prefix[:RESPONSE_PREFIX_BYTES].decode("utf-8", "replace"),
             RESPONSE_PREFIX_BYTES,
@@ -201,7 +202,7 @@ def record(
             f"({settings.WEBHOOK_RETRY_WINDOW:g} s); last error: {outcome.error}"
         )
         if endpoints.filter(enabled=True).update(
-            enabled=False, disabled_at=now, disabled_reason=reason[:500]
+            enabled=False, disabled_at=now, disabled_reason=reason[:MAX_TEXT]
         ):
             metrics.ENDPOINTS_DISABLED.inc()
             logger.warning(
@@ -345,7 +346,7 @@ class Sender:
                 outcome = future.result()
             except Exception as exc:  # a bug in post(): recorded like any failure
                 logger.exception("webhook send of %s raised", delivery.pk)
-                outcome = Outcome(False, None, 0, _clean(repr(exc), 500))
+                outcome = Outcome(False, None, 0, _clean(repr(exc), MAX_TEXT))
             # Recorded before the pair leaves in_flight: the next version of the
             # payout is due only once this one is acknowledged in the database.
             record(delivery, outcome)

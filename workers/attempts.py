@@ -18,7 +18,7 @@ from django.db.models import F, Q, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from projections.models import PayoutAttempt
+from projections.models import MAX_DOUBT_REASON, MAX_LAST_FAILURE, PayoutAttempt
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
@@ -115,7 +115,7 @@ def in_doubt(payout_id: UUID, reason: str) -> None:
     PayoutAttempt.objects.filter(payout_id=payout_id).update(
         # Since the first unanswered call, not the latest.
         in_doubt_since=Coalesce(F("in_doubt_since"), Value(timezone.now())),
-        in_doubt_reason=reason[:200],
+        in_doubt_reason=reason[:MAX_DOUBT_REASON],
     )
 
 
@@ -123,7 +123,7 @@ def failed(payout_id: UUID, reason: str) -> bool:
     """A failure that is not the provider's; True when the payout is now parked."""
     PayoutAttempt.objects.get_or_create(payout_id=payout_id)
     rows = PayoutAttempt.objects.filter(payout_id=payout_id)
-    rows.update(failures=F("failures") + 1, last_failure=reason[:500])
+    rows.update(failures=F("failures") + 1, last_failure=reason[:MAX_LAST_FAILURE])
     rows.filter(failures__gte=POISON_AFTER, parked_at__isnull=True).update(
         parked_at=timezone.now()
     )
@@ -137,7 +137,7 @@ def park(payout_id: UUID, reason: str) -> None:
         parked_at=timezone.now()
     )
     PayoutAttempt.objects.filter(payout_id=payout_id).update(
-        failures=F("failures") + 1, last_failure=reason[:500]
+        failures=F("failures") + 1, last_failure=reason[:MAX_LAST_FAILURE]
     )
 
 

@@ -8,17 +8,25 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from ledger.payout import STATUS_AFTER
 from projections.models import Position
 from projections.runner import drain
 from tests.builders import TEST_ACTOR, make_endpoint, new_payout, paid_payout
 from webhooks.follower import WebhookFollower
-from webhooks.models import WebhookDelivery, message_id
+from webhooks.models import EVENT_TYPES, WebhookDelivery, message_id
 
 if TYPE_CHECKING:
     from ledger.application import Payouts
     from projections.runner import Batch
 
 URL = "https://93.184.215.14/hooks"
+
+
+def test_every_event_the_follower_reads_has_one_webhook_type() -> None:
+    # given the ledger events the follower subscribes to
+    followed = set(STATUS_AFTER)
+    # then each has a webhook type, and every webhook type has its event
+    assert set(EVENT_TYPES) == followed
 
 
 def test_each_event_becomes_one_delivery_per_subscribed_endpoint(

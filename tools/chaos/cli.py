@@ -75,13 +75,39 @@ def _server(url: str | None) -> str | None:
     return urlunsplit((parts.scheme, parts.netloc, "", "", ""))
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
+# Options the replay line does not repeat: this machine's servers and database,
+# --no-pg-restart (parse_args folds it into --pg-restarts), and tuning it has never
+# carried. Every other option is repeated, so a new one is replayed unless listed here.
+NOT_REPLAYED = frozenset(
+    {
+        "postgres",
+        "redis",
+        "redis_db",
+        "keep_db",
+        "no_pg_restart",
+        "clients",
+        "gateway_latency_ms",
+        "stuck_after",
+        "sweep_interval",
+    }
+)
+# In the replay line the seed, which names the run, comes first and the failpoints,
+# a long list, last; the rest in the help's order.
+REPLAY_RANK = {"seed": 0, "failpoints": 2}
+
+
+def build_parser() -> tuple[argparse.ArgumentParser, list[argparse.Action]]:
+    """The options, and each as its action, for `replay_command` to read back."""
     parser = argparse.ArgumentParser(
         prog="python -m tools.chaos",
         description="Money safety under faults: load, kill -9, broker loss, a "
         "PostgreSQL restart, gateway faults; then check the invariants.",
     )
-    add = parser.add_argument
+    actions: list[argparse.Action] = []
+
+    def add(flag: str, **kwargs: Any) -> None:
+        actions.append(parser.add_argument(flag, **kwargs))
+
     add("--payouts", type=int, default=1000, help="creates to send (1000)")
     add("--rate", type=float, default=8.0, help="creates per second (8)")
     add("--clients", type=int, default=4, help="concurrent API clients (4)")
@@ -143,7 +169,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     add("--redis-db", type=int, default=None, help="default: a free one")
     add("--keep-db", action="store_true", help="keep the database for inspection")
-    args = parser.parse_args(argv)
+    return parser, actions
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    args = build_parser()[0].parse_args(argv)
     if args.no_pg_restart:
         args.pg_restarts = 0
     if args.seed is None:
@@ -152,28 +182,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def replay_command(args: argparse.Namespace) -> str:
-    options = [
-        f"--seed {args.seed}",
-        f"--payouts {args.payouts}",
-        f"--rate {args.rate:g}",
-        f"--worker-kills {args.worker_kills}",
-        f"--broker-flushes {args.broker_flushes}",
-        f"--redis-outages {args.redis_outages}",
-        f"--redis-outage-mode {args.redis_outage_mode}"
-        if args.redis_outage_mode
-        else "",
-        f"--pg-restarts {args.pg_restarts}",
-        f"--follower-kills {args.follower_kills}",
-        f"--gateway-windows {args.gateway_windows}",
-        f"--webhook-kills {args.webhook_kills}",
-        f"--receiver-outages {args.receiver_outages}",
-        f"--receiver-fail-first {args.receiver_fail_first}",
-        f"--recovery-seconds {args.recovery_seconds:g}",
-        f"--worker-concurrency {args.worker_concurrency}",
-        f"--max-retries {args.max_retries}",
-        f"--failpoints {shlex.quote(args.failpoints)}" if args.failpoints else "",
-    ]
-    return "make chaos CHAOS_ARGS=" + shlex.quote(" ".join(o for o in options if o))
+    options = []
+    replayed = [a for a in build_parser()[1] if a.dest not in NOT_REPLAYED]
+    for action in sorted(replayed, key=lambda a: REPLAY_RANK.get(a.dest, 1)):
+        value = getattr(args, action.dest)
+        if value == "":  # a string option left empty: none, or chosen by the seed
+            continue
+        text = f"{value:g}" if isinstance(value, float) else shlex.quote(str(value))
+        options.append(f"{action.option_strings[0]} {text}")
+    return "make chaos CHAOS_ARGS=" + shlex.quote(" ".join(options))
 
 
 class Tee:
