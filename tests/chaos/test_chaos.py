@@ -21,7 +21,7 @@ pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.chaos]
 # Sized for one to three minutes on a (busy) 2-core machine, well inside pytest's 300 s timeout.
 ARGS = [
     "--payouts",
-    "400",
+    "280",
     "--rate",
     "8",
     "--worker-kills",

@@ -26,10 +26,11 @@ def test_the_default_replay_line_puts_the_seed_first_and_failpoints_last() -> No
     line = replay_command(args)
     # then
     assert line == PREFIX + shlex.quote(
-        "--seed 7 --payouts 1000 --rate 8 --worker-kills 10 --broker-flushes 1 "
-        "--redis-outages 1 --pg-restarts 1 --follower-kills 2 --gateway-windows 1 "
-        "--webhook-kills 1 --receiver-outages 1 --receiver-fail-first 3 "
-        "--recovery-seconds 60 --worker-concurrency 2 --max-retries 3 "
+        "--seed 7 --payouts 1000 --rate 8 --clients 4 --worker-kills 10 "
+        "--broker-flushes 1 --redis-outages 1 --pg-restarts 1 --follower-kills 2 "
+        "--gateway-windows 1 --webhook-kills 1 --receiver-outages 1 "
+        "--receiver-fail-first 3 --recovery-seconds 60 --worker-concurrency 2 "
+        "--stuck-after 20 --max-retries 3 --sweep-interval 5 "
         "--failpoints after_processing_started:0.01,after_gateway_call:0.01"
     )
 
@@ -43,6 +44,8 @@ def test_a_replay_line_parses_back_to_the_same_run() -> None:
         *("--gateway-windows", "2", "--webhook-kills", "4", "--receiver-outages", "2"),
         *("--receiver-fail-first", "0", "--recovery-seconds", "1e-5"),
         *("--worker-concurrency", "5", "--max-retries", "0"),
+        *("--clients", "2", "--gateway-latency-ms", "0", "--stuck-after", "3"),
+        *("--sweep-interval", "0.5"),
         *("--failpoints", "after_gateway_call:0.5 it's"),
     ]
     # when
@@ -52,14 +55,25 @@ def test_a_replay_line_parses_back_to_the_same_run() -> None:
     assert replay_command(parse_args(replay)) == replay_command(parse_args(argv))
 
 
-def test_an_outage_mode_left_to_the_seed_is_left_to_it_in_the_replay() -> None:
+def test_what_the_seed_chooses_is_left_to_it_in_the_replay() -> None:
     # given
     argv = ["--seed", "1"]
     # when
     replay = replayed_args(replay_command(parse_args(argv)))
     # then
     assert "--redis-outage-mode" not in replay
+    assert "--gateway-latency-ms" not in replay
     assert parse_args(replay).redis_outage_mode == ""
+    assert parse_args(replay).gateway_latency_ms is None
+
+
+def test_a_run_without_failpoints_is_replayed_without_them() -> None:
+    # given
+    argv = ["--seed", "1", "--failpoints", ""]
+    # when
+    replay = replayed_args(replay_command(parse_args(argv)))
+    # then
+    assert parse_args(replay).failpoints == ""
 
 
 def test_every_option_left_out_of_the_replay_is_one_the_parser_has() -> None:

@@ -85,12 +85,10 @@ NOT_REPLAYED = frozenset(
         "redis_db",
         "keep_db",
         "no_pg_restart",
-        "clients",
-        "gateway_latency_ms",
-        "stuck_after",
-        "sweep_interval",
     }
 )
+# Options whose unset value means "the seed chooses": the replay leaves them unset.
+SEED_CHOOSES = frozenset({"redis_outage_mode", "gateway_latency_ms"})
 # In the replay line the seed, which names the run, comes first and the failpoints,
 # a long list, last; the rest in the help's order.
 REPLAY_RANK = {"seed": 0, "failpoints": 2}
@@ -186,7 +184,7 @@ def replay_command(args: argparse.Namespace) -> str:
     replayed = [a for a in build_parser()[1] if a.dest not in NOT_REPLAYED]
     for action in sorted(replayed, key=lambda a: REPLAY_RANK.get(a.dest, 1)):
         value = getattr(args, action.dest)
-        if value == "":  # a string option left empty: none, or chosen by the seed
+        if action.dest in SEED_CHOOSES and value in ("", None):
             continue
         text = f"{value:g}" if isinstance(value, float) else shlex.quote(str(value))
         options.append(f"{action.option_strings[0]} {text}")
@@ -305,11 +303,10 @@ def _interrupt(signum: int, frame: Any) -> None:
 def run(args: argparse.Namespace, clock: Clock) -> int:
     say = clock.say
     rng = random.Random(args.seed)
-    latency = (
-        args.gateway_latency_ms
-        if args.gateway_latency_ms is not None
-        else round(rng.uniform(5, 20))
-    )
+    # Drawn even when given, so that the rest of the seed's stream (the load, the
+    # faults) is the same whichever way the latency was set.
+    drawn = round(rng.uniform(5, 20))
+    latency = args.gateway_latency_ms if args.gateway_latency_ms is not None else drawn
     specs = plan(rng, args.payouts)
     window = args.payouts / args.rate
     faults = schedule(
