@@ -8,19 +8,16 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from eventsourcing.application import (
     AggregateNotFoundError,
-    Application,
     project_aggregate,
 )
-from eventsourcing.persistence import IntegrityError, Mapper, Transcoding
-from eventsourcing.utils import Environment, strtobool
+from eventsourcing.persistence import IntegrityError
 
 from ledger import errors
-from ledger.binding import BoundMapper
 from ledger.payout import Actor, Payout
 from ledger.recent import RecentlySaved
 from ledger.records import EventRecord, PayoutSnapshot, record, snapshot
+from ledger.storage import PayoutStore
 from ledger.values import (
-    CardNumber,
     MoneyPolicy,
     PayoutStatus,
     Recipient,
@@ -34,29 +31,12 @@ if TYPE_CHECKING:
     from decimal import Decimal
     from typing import Concatenate
 
-    from eventsourcing.persistence import JSONTranscoder
-    from eventsourcing.utils import EnvType
 
 P = ParamSpec("P")
 T = TypeVar("T")
 
 # A payout has a handful of events, so a few reloads always settle a race.
 _ATTEMPTS = 8
-# Options the ledger refuses: with database functions, the PostgreSQL recorder
-# inserts without its table lock, notification ids commit out of order, and the
-# followers (projector, dispatcher) skip late commits for good.
-UNSAFE_OPTIONS = ("POSTGRES_ENABLE_DB_FUNCTIONS",)
-
-
-def unsafe_options(env: Mapping[str, str], name: str = "payouts") -> list[str]:
-    """The names in `env` (plain or application-prefixed) that turn an unsafe
-    option on."""
-    return [
-        key
-        for option in UNSAFE_OPTIONS
-        for key in Environment(name).create_keys(option)
-        if strtobool(env.get(key) or "no")
-    ]
 
 
 @dataclass(frozen=True)
@@ -86,18 +66,7 @@ class CreateOutcome:
     replayed: bool
 
 
-class CardNumberAsStr(Transcoding):
-    type = CardNumber
-    name = "card_number"
-
-    def encode(self, obj: CardNumber) -> str:
-        return obj.reveal()
-
-    def decode(self, data: str) -> CardNumber:
-        return CardNumber(data)
-
-
-class Payouts(Application[uuid.UUID]):
+class Payouts(PayoutStore):
     name = "payouts"
 
     def __init__(
@@ -106,28 +75,6 @@ class Payouts(Application[uuid.UUID]):
         super().__init__(env)
         self.policy = policy or MoneyPolicy()
         self._recent = RecentlySaved()
-
-    def construct_env(self, name: str, env: EnvType | None = None) -> Environment:
-        """Only what the caller passes: the library would merge os.environ, where
-        any PAYOUTS_-prefixed variable overrides the settings (persistence module,
-        cipher, the insert lock)."""
-        merged = Environment(name, {**type(self).env, **(env or {})})
-        if unsafe := unsafe_options(merged, name):
-            raise errors.UnsafeConfiguration(
-                f"{', '.join(unsafe)} is on: the event store would insert without "
-                "its table lock and the log followers would skip late commits"
-            )
-        return merged
-
-    def construct_mapper(self) -> Mapper[uuid.UUID]:
-        # Not MAPPER_TOPIC: binding events to their rows is not an option.
-        return self.factory.mapper(
-            transcoder=self.construct_transcoder(), mapper_class=BoundMapper
-        )
-
-    def register_transcodings(self, transcoder: JSONTranscoder) -> None:
-        super().register_transcodings(transcoder)
-        transcoder.register(CardNumberAsStr())
 
     # Commands
 

@@ -7,7 +7,7 @@ from django.conf import settings
 from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
 
-from ledger.application import unsafe_options
+from ledger.storage import unsafe_options
 from projections.signing import SigningKeyError, parse_public_keys
 
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 from django.core.exceptions import ImproperlyConfigured
 from eventsourcing.utils import Environment
 
-from ledger.application import unsafe_options
 from ledger.cipher import RotatingCipher
+from ledger.storage import unsafe_options
 from settings import deployment
 from settings.deployment import DATABASE_URL
 from settings.env import RUN_DIR, env
