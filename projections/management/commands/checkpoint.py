@@ -12,7 +12,7 @@ from tqdm import tqdm
 from ledger.apps import get_payouts
 from projections.audit import take_checkpoint
 from projections.checkpoints import RefusedToSign
-from projections.eventtable import EventTable
+from projections.database import EventTable
 
 
 class Command(BaseCommand):

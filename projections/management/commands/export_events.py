@@ -18,7 +18,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
 from ledger.apps import get_payouts
-from projections.eventtable import EventTable
+from projections.database import EventTable
 from projections.export import (
     UnreadableEvent,
     export_events,

@@ -14,7 +14,7 @@ from tqdm import tqdm
 from ledger.apps import get_payouts
 from projections.audit import verify
 from projections.checkpoints import Anchor, parse_anchor, public_keys, read_anchors
-from projections.eventtable import EventTable
+from projections.database import EventTable
 
 
 def anchor(text: str) -> Anchor:
