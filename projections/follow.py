@@ -10,8 +10,9 @@ from typing import TYPE_CHECKING
 from django.db import close_old_connections, connections
 from psycopg import sql
 
-# webhooks/sender.py imports these two from here.
 from projections.database import NamedLock
+
+# webhooks/sender.py imports these two from here.
 from projections.database import advisory_key as advisory_key
 from projections.database import direct_connection as direct_connection
 from projections.runner import catch_up
