@@ -20,7 +20,7 @@ from ledger.errors import TamperedEvent
 from ledger.payout import EVENT_TYPES, STATUS_AFTER
 from ledger.values import TRANSITIONS, PayoutStatus
 from projections import checkpoints as chain
-from projections.eventtable import EventTable
+from projections.database import EventTable
 from projections.models import LedgerCheckpoint, PayoutView
 from projections.projectors import PayoutViewProjection
 from projections.replay import Discrepancy, difference, expected_row, fold, row_values

@@ -3,114 +3,68 @@ survive database restarts, never skip."""
 
 from __future__ import annotations
 
-import fcntl
-import hashlib
 import logging
-import threading
 import time
-from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING
 
-import psycopg
-from django.conf import settings
 from django.db import close_old_connections, connections
+from psycopg import sql
 
+from projections.database import NamedLock
+
+# webhooks/sender.py imports these two from here.
+from projections.database import advisory_key as advisory_key
+from projections.database import direct_connection as direct_connection
 from projections.runner import catch_up
 
 if TYPE_CHECKING:
+    import threading
+
+    from eventsourcing.persistence import ApplicationRecorder
+
     from ledger.application import Payouts
     from projections.runner import Follower
 
 logger = logging.getLogger(__name__)
 
 
-def advisory_key(name: str) -> int:
-    """The bigint of a PostgreSQL advisory lock named `name` (stable across processes)."""
-    return int.from_bytes(
-        hashlib.sha256(name.encode()).digest()[:8], "big", signed=True
-    )
+class _Signals:
+    """The follower's single-instance lock, and how it hears of new events: on
+    PostgreSQL, LISTEN for the event store's NOTIFY on the lock's own session (if it
+    dies, the lock goes with it, and the loop reconnects and re-acquires before
+    applying anything else); in embedded mode, a short poll."""
 
-
-def direct_connection() -> psycopg.Connection:
-    """An autocommit connection to Django's database of its own: session locks taken
-    on it live exactly as long as it does, whatever Django does with its connections."""
-    params = connections["default"].get_connection_params()
-    params.pop("cursor_factory", None)
-    params.pop("context", None)
-    return psycopg.connect(**params, autocommit=True)
-
-
-class _PostgresSignals:
-    """LISTEN for the event store's NOTIFY, and hold an advisory lock naming the follower.
-
-    Both live on one dedicated connection: if it dies, the lock goes with it, and the
-    loop reconnects and re-acquires before applying anything else.
-    """
-
-    def __init__(self, name: str, channel: str) -> None:
-        self.key = advisory_key(name)
-        self.channel = channel
-        self.conn: psycopg.Connection | None = None
+    def __init__(
+        self, name: str, recorder: ApplicationRecorder, poll: float = 0.05
+    ) -> None:
+        self.lock = NamedLock(name)
+        self.recorder = recorder
+        self.poll = poll
 
     def acquire(self, stop: threading.Event) -> bool:
-        self.conn = direct_connection()
         while not stop.is_set():
-            row = self.conn.execute(
-                "SELECT pg_try_advisory_lock(%s)", (self.key,)
-            ).fetchone()
-            if row and row[0]:
-                self.conn.execute(
-                    psycopg.sql.SQL("LISTEN {}").format(
-                        psycopg.sql.Identifier(self.channel)
+            if self.lock.try_acquire():
+                if self.lock.session is not None:
+                    # channel_name: the PostgreSQL recorder's, not declared by the
+                    # ApplicationRecorder interface.
+                    channel = self.recorder.channel_name  # type: ignore[attr-defined]
+                    self.lock.session.execute(
+                        sql.SQL("LISTEN {}").format(sql.Identifier(channel))
                     )
-                )
                 return True
             stop.wait(1.0)
         return False
 
     def wait(self, timeout: float) -> None:
-        assert self.conn is not None
-        # Raises OperationalError when the connection died: the loop then reconnects.
-        for _ in self.conn.notifies(timeout=timeout, stop_after=1):
+        if self.lock.session is None:
+            time.sleep(min(self.poll, timeout))
+            return
+        # Raises OperationalError when the session died: the loop then reconnects.
+        for _ in self.lock.session.notifies(timeout=timeout, stop_after=1):
             pass
 
     def release(self) -> None:
-        if self.conn is not None:
-            try:
-                self.conn.close()
-            finally:
-                self.conn = None
-
-
-class _FileSignals:
-    """Embedded mode: an exclusive file lock, and a short poll for new events."""
-
-    def __init__(self, name: str, poll: float = 0.05) -> None:
-        self.path = Path(settings.RUN_DIR) / f"{name}.lock"
-        self.poll = poll
-        self.handle: TextIO | None = None
-
-    def acquire(self, stop: threading.Event) -> bool:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        handle = self.path.open("w")
-        while not stop.is_set():
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                stop.wait(1.0)
-                continue
-            self.handle = handle
-            return True
-        handle.close()
-        return False
-
-    def wait(self, timeout: float) -> None:
-        time.sleep(min(self.poll, timeout))
-
-    def release(self) -> None:
-        if self.handle is not None:
-            self.handle.close()
-            self.handle = None
+        self.lock.release()
 
 
 def follow(
@@ -123,13 +77,7 @@ def follow(
 ) -> None:
     """Run one follower until `stop` is set. Errors are logged and retried with
     backoff; the position only moves inside a committed batch, so nothing is lost."""
-    # channel_name: an attribute of the PostgreSQL recorder only, not declared by the
-    # ApplicationRecorder interface the application is typed with.
-    signals = (
-        _PostgresSignals(follower.name, payouts.recorder.channel_name)  # type: ignore[attr-defined]
-        if settings.IS_POSTGRES
-        else _FileSignals(follower.name)
-    )
+    signals = _Signals(follower.name, payouts.recorder)
     backoff = 0.5
     while not stop.is_set():
         try:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from django.db import connection
 from eventsourcing.utils import get_topic
 
 from ledger.payout import MAX_REASON, STATUS_AFTER, Payout
 from ledger.records import masked_data
 from ledger.values import PayoutStatus
+from projections.database import update_newer
 from projections.models import PayoutView
 
 if TYPE_CHECKING:
@@ -64,57 +64,12 @@ class PayoutViewProjection:
             else:
                 changes.setdefault(event.originator_id, {}).update(change)
         self.model.objects.bulk_create(created.values(), ignore_conflicts=True)
-        if connection.vendor == "postgresql":
-            self._update_all(changes)
-        else:
-            for payout_id, change in changes.items():
-                self.model.objects.filter(
-                    id=payout_id, version__lt=change["version"]
-                ).update(**change)
-
-    def _update_all(self, changes: dict[UUID, dict[str, Any]]) -> None:
-        """PostgreSQL: every guarded update of the batch in one statement."""
-        if not changes:
-            return
-        columns = {f: self.model._meta.get_field(f).column for f in _UPDATED}
-        q = connection.ops.quote_name
-        sets = ", ".join(
-            f"{q(columns[f])} = v.{f}"
-            for f in ("status", "version", "updated_at", "position")
-        )
-        sets += "".join(
-            f", {q(columns[f])} = CASE WHEN v.failed THEN v.{f} "
-            f"ELSE t.{q(columns[f])} END"
-            for f in ("failure_code", "failure_message")
-        )
-        items = list(changes.items())
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"UPDATE {q(self.model._meta.db_table)} AS t SET {sets} "
-                "FROM unnest(%s::uuid[], %s::varchar[], %s::integer[], "
-                "%s::timestamptz[], %s::bigint[], %s::boolean[], %s::varchar[], "
-                "%s::varchar[]) AS v(id, status, version, updated_at, position, "
-                "failed, failure_code, failure_message) "
-                f"WHERE t.{q(columns['id'])} = v.id "
-                f"AND t.{q(columns['version'])} < v.version",
-                [
-                    [payout_id for payout_id, _ in items],
-                    *([c[f] for _, c in items] for f in _UPDATED[1:5]),
-                    ["failure_code" in c for _, c in items],
-                    *([c.get(f) for _, c in items] for f in _UPDATED[5:]),
-                ],
-            )
+        update_newer(self.model, changes, fields=_CHANGED, optional=_FAILURE)
 
 
-_UPDATED = (
-    "id",
-    "status",
-    "version",
-    "updated_at",
-    "position",
-    "failure_code",
-    "failure_message",
-)
+# What every change_values holds, and what only a Failed adds.
+_CHANGED = ("status", "version", "updated_at", "position")
+_FAILURE = ("failure_code", "failure_message")
 
 
 def _row(model: Any, event: Payout.Created, position: int) -> PayoutView:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypedDict, Unpack
 
 from django.db import transaction
 from django.utils import timezone
@@ -14,7 +14,7 @@ from ledger.errors import TamperedEvent
 from projections.tracking import DjangoTrackingRecorder
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Sequence
+    from collections.abc import Callable, Iterator, Sequence
 
     from eventsourcing.persistence import Notification
 
@@ -112,16 +112,25 @@ def _decoded(
             )
 
 
+class Reading(TypedDict, total=False):
+    """How catch_up reads, passed through by drain (catch_up's defaults apply)."""
+
+    batch_size: int
+    stop: int | None
+
+
 def drain(
     payouts: Payouts,
     follower: Follower,
     *,
-    batch_size: int = 500,
-    stop: int | None = None,
+    after_batch: Callable[[int], object] | None = None,
+    **reading: Unpack[Reading],
 ) -> int:
     """Catch up until nothing is left (up to `stop`); returns how many events were
-    applied."""
+    applied. `after_batch` is told the count of each batch once it is applied."""
     total = 0
-    while applied := catch_up(payouts, follower, batch_size=batch_size, stop=stop):
+    while applied := catch_up(payouts, follower, **reading):
         total += applied
+        if after_batch is not None:
+            after_batch(applied)
     return total

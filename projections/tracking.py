@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from django.conf import settings
 from django.db import transaction
 from eventsourcing.persistence import IntegrityError, Tracking, TrackingRecorder
 
+from projections.database import is_postgres
 from projections.models import Position
 
 if TYPE_CHECKING:
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 # second), so it stamps every read and the lag it reports is exact. A batch that
 # reaches the head stamps it in the update that moves the position.
 def _heartbeat() -> timedelta:
-    return timedelta(0) if settings.IS_POSTGRES else timedelta(seconds=1)
+    return timedelta(0) if is_postgres() else timedelta(seconds=1)
 
 
 class DjangoTrackingRecorder(TrackingRecorder):

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import os
 import sqlite3
+from io import StringIO
 from typing import TYPE_CHECKING, Any
 
 import psycopg
 from django.conf import settings
+from django.core.management import CommandError, call_command
 
-from projections.models import PayoutView, Position
+from projections.models import LedgerCheckpoint, PayoutView, Position
 from projections.projectors import PayoutViewProjection
 from projections.runner import drain
 from workers.dispatcher import PayoutDispatcher
@@ -87,3 +89,29 @@ def dispatch(ledger: Payouts) -> int:
 def dispatcher_position() -> int:
     found = Position.objects.filter(name=PayoutDispatcher.name)
     return found.values_list("position", flat=True).first() or 0
+
+
+# What an intruder, an auditor or an operator does from outside the service
+
+
+def as_intruder(query: str, *params: Any, **named: Any) -> list[tuple[Any, ...]]:
+    """SQL run on a connection of its own with the service's role, its rows (if it
+    returns any). EVENTS and CHECKPOINTS stand for the event table and the checkpoint
+    table; parameters are positional (%s) or named (%(name)s)."""
+    query = query.replace(
+        "EVENTS", f"{settings.EVENT_STORE_SCHEMA}.payouts_events"
+    ).replace("CHECKPOINTS", LedgerCheckpoint._meta.db_table)
+    with service_connection() as conn:
+        cursor = conn.execute(query, named or params)
+        return cursor.fetchall() if cursor.description else []
+
+
+def run_command(command: str, *args: str) -> tuple[int, str]:
+    """A management command's exit code, and what it wrote to stdout followed by the
+    error it failed with, if it did."""
+    out = StringIO()
+    try:
+        call_command(command, *args, stdout=out)
+    except CommandError as failed:
+        return failed.returncode, f"{out.getvalue()}{failed}"
+    return 0, out.getvalue()

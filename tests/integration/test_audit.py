@@ -3,18 +3,15 @@ names the payout; on an untouched ledger it exits 0."""
 
 from __future__ import annotations
 
-from io import StringIO
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from django.conf import settings
-from django.core.management import CommandError, call_command
 
 from ledger.chain import event_hash, stream_seed
 from projections.audit import take_checkpoint, verify
 from projections.models import PayoutView
 from tests.builders import TEST_ACTOR, new_payout
-from tests.support import service_connection
+from tests.support import as_intruder, run_command
 
 if TYPE_CHECKING:
     from uuid import UUID
@@ -37,20 +34,7 @@ def ledger_of_three(ledger: Payouts, project: Any) -> dict[str, Any]:
 
 
 def run_verify() -> tuple[int, str]:
-    out = StringIO()
-    try:
-        call_command("verify_ledger", stdout=out)
-    except CommandError as failed:
-        return failed.returncode, out.getvalue()
-    return 0, out.getvalue()
-
-
-def tamper(query: str, *params: Any) -> None:
-    with service_connection() as conn:
-        conn.execute(
-            query.replace("EVENTS", f"{settings.EVENT_STORE_SCHEMA}.payouts_events"),
-            params,
-        )
+    return run_command("verify_ledger")
 
 
 def test_an_untouched_ledger_verifies_with_exit_code_zero(
@@ -94,44 +78,68 @@ def test_the_projection_must_equal_the_replay(ledger_of_three: dict[str, Any]) -
     assert "projection status" in output
 
 
+# Each rewrites the event table as the service's role could; %(target)s is the payout
+# tampered with, %(donor)s another one.
+TAMPERING = {
+    "altered-state-bytes": (
+        [
+            "UPDATE EVENTS SET state = overlay(state placing '\\x00'::bytea from 30 "
+            "for 1) WHERE originator_id = %(target)s AND originator_version = 2"
+        ],
+        "cannot be decrypted",
+    ),
+    "an-event-deleted-in-the-middle": (
+        [
+            "DELETE FROM EVENTS "
+            "WHERE originator_id = %(target)s AND originator_version = 2"
+        ],
+        "not contiguous",
+    ),
+    "a-streams-last-event-deleted": (
+        [
+            "DELETE FROM EVENTS "
+            "WHERE originator_id = %(target)s AND originator_version = 3"
+        ],
+        "",
+    ),
+    # The primary key forbids a direct swap.
+    "two-events-with-swapped-versions": (
+        [
+            f"UPDATE EVENTS SET originator_version = {new} "
+            f"WHERE originator_id = %(target)s AND originator_version = {old}"
+            for old, new in ((2, 99), (3, 2), (99, 3))
+        ],
+        "",
+    ),
+    # A real, decryptable event of another payout copied in as the next one.
+    "a-forged-event": (
+        [
+            "INSERT INTO EVENTS (originator_id, originator_version, topic, state) "
+            "SELECT %(target)s, 4, topic, state FROM EVENTS "
+            "WHERE originator_id = %(donor)s AND originator_version = 3"
+        ],
+        "",
+    ),
+}
+
+
 @pytest.mark.postgres
 class TestTamperingWithThePostgresEventTable:
-    def test_altered_state_bytes_are_caught(
-        self, ledger_of_three: dict[str, Any]
+    @pytest.mark.parametrize(
+        ("statements", "named"), TAMPERING.values(), ids=TAMPERING.keys()
+    )
+    def test_tampering_is_caught_and_names_the_payout(
+        self, ledger_of_three: dict[str, Any], statements: list[str], named: str
     ) -> None:
-        target = ledger_of_three["target"]
-        tamper(
-            "UPDATE EVENTS SET state = overlay(state placing '\\x00'::bytea from 30 for 1) "
-            "WHERE originator_id = %s AND originator_version = 2",
-            target,
-        )
+        # given
+        target, donor = ledger_of_three["target"], ledger_of_three["ids"][0]
+        for statement in statements:
+            as_intruder(statement, target=target, donor=donor)
+        # when
         code, output = run_verify()
+        # then
         assert code == 1
-        assert f"payout {target}" in output and "cannot be decrypted" in output
-
-    def test_an_event_deleted_in_the_middle_is_caught(
-        self, ledger_of_three: dict[str, Any]
-    ) -> None:
-        target = ledger_of_three["target"]
-        tamper(
-            "DELETE FROM EVENTS WHERE originator_id = %s AND originator_version = 2",
-            target,
-        )
-        code, output = run_verify()
-        assert code == 1
-        assert f"payout {target}" in output and "not contiguous" in output
-
-    def test_a_streams_last_event_deleted_is_caught(
-        self, ledger_of_three: dict[str, Any]
-    ) -> None:
-        target = ledger_of_three["target"]
-        tamper(
-            "DELETE FROM EVENTS WHERE originator_id = %s AND originator_version = 3",
-            target,
-        )
-        code, output = run_verify()
-        assert code == 1
-        assert f"payout {target}" in output
+        assert f"payout {target}" in output and named in output
 
     def test_a_whole_stream_deleted_is_caught_by_the_checkpoint(
         self, ledger: Payouts, ledger_of_three: dict[str, Any]
@@ -139,46 +147,13 @@ class TestTamperingWithThePostgresEventTable:
         # given: a checkpoint, then a stream removed from the store and the read model
         target = ledger_of_three["target"]
         take_checkpoint(ledger)
-        tamper("DELETE FROM EVENTS WHERE originator_id = %s", target)
+        as_intruder("DELETE FROM EVENTS WHERE originator_id = %s", target)
         PayoutView.objects.filter(id=target).delete()
         # when
         code, output = run_verify()
         # then
         assert code == 1
         assert f"payout {target}" in output and "checkpoint" in output
-
-    def test_two_events_with_swapped_versions_are_caught(
-        self, ledger_of_three: dict[str, Any]
-    ) -> None:
-        target = ledger_of_three["target"]
-        for old, new in (
-            (2, 99),
-            (3, 2),
-            (99, 3),
-        ):  # the primary key forbids a direct swap
-            tamper(
-                "UPDATE EVENTS SET originator_version = %s "
-                "WHERE originator_id = %s AND originator_version = %s",
-                new,
-                target,
-                old,
-            )
-        code, output = run_verify()
-        assert code == 1
-        assert f"payout {target}" in output
-
-    def test_a_forged_event_is_caught(self, ledger_of_three: dict[str, Any]) -> None:
-        # given: a real, decryptable event of another payout copied in as the next one
-        target, donor = ledger_of_three["target"], ledger_of_three["ids"][0]
-        tamper(
-            "INSERT INTO EVENTS (originator_id, originator_version, topic, state) "
-            "SELECT %s, 4, topic, state FROM EVENTS WHERE originator_id = %s AND originator_version = 3",
-            target,
-            donor,
-        )
-        code, output = run_verify()
-        assert code == 1
-        assert f"payout {target}" in output
 
     def test_a_checkpoint_with_a_forged_signature_is_caught(
         self, ledger: Payouts, ledger_of_three: dict[str, Any]

@@ -7,10 +7,10 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from django.db import transaction
 
-from projections.models import PayoutView, Position
+from projections.models import PayoutView
 from projections.projectors import PayoutViewProjection
 from projections.runner import catch_up, drain
-from tests.builders import TEST_ACTOR, WORKER, create, make_histories
+from tests.builders import WORKER, create, make_histories
 from tests.support import last_notification_id, projection_position, view_rows
 
 if TYPE_CHECKING:
@@ -214,26 +214,4 @@ def test_recording_a_position_already_passed_is_refused(
     with pytest.raises(IntegrityError), transaction.atomic():
         DjangoTrackingRecorder(NAME).insert_tracking(Tracking(ledger.name, first.id))
     # then
-    assert projection_position() == last_notification_id(ledger)
-
-
-def test_a_rebuild_reaches_the_same_rows_as_incremental_catch_up(
-    ledger: Payouts, project: Any
-) -> None:
-    # given: the projection followed the log as it grew, batch by batch
-    pending = create(ledger)
-    project()
-    histories = make_histories(ledger)
-    catch_up(ledger, PayoutViewProjection(), batch_size=3)
-    ledger.start_processing(pending, actor=WORKER)
-    ledger.cancel(histories[-1], reason="", actor=TEST_ACTOR)
-    project()
-    incremental = view_rows()
-    # when
-    PayoutView.objects.all().delete()
-    Position.objects.filter(name=NAME).update(position=0)
-    drain(ledger, PayoutViewProjection(), batch_size=4)
-    # then
-    assert view_rows() == incremental
-    assert len(incremental) == 7
     assert projection_position() == last_notification_id(ledger)

@@ -18,6 +18,8 @@ from projections.runner import catch_up
 from tests.builders import TEST_ACTOR, new_payout
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from ledger.application import Payouts
 
 
@@ -27,6 +29,16 @@ def create(ledger: Payouts) -> None:
 
 def caught_up_at() -> Any:
     return Position.objects.get(name=PayoutViewProjection.name).caught_up_at
+
+
+def caught_up(ledger: Payouts, project: Any, *, ago: timedelta) -> datetime:
+    """A payout projected, and the projection's last read to the end of the log
+    moved `ago` into the past; returns when that read is now said to have been."""
+    create(ledger)
+    project()
+    at = timezone.now() - ago
+    Position.objects.filter(name=PayoutViewProjection.name).update(caught_up_at=at)
+    return at
 
 
 def test_a_projection_that_applied_every_event_has_no_lag(
@@ -43,11 +55,7 @@ def test_events_left_to_apply_lag_by_the_time_since_the_projection_caught_up(
     ledger: Payouts, project: Any
 ) -> None:
     # given: caught up two minutes ago, and an event written since
-    create(ledger)
-    project()
-    Position.objects.filter(name=PayoutViewProjection.name).update(
-        caught_up_at=timezone.now() - timedelta(minutes=2)
-    )
+    caught_up(ledger, project, ago=timedelta(minutes=2))
     create(ledger)
     # when
     lag = projection_lag_seconds()
@@ -69,12 +77,7 @@ def test_a_projector_with_nothing_new_notes_that_it_is_caught_up(
     ledger: Payouts, project: Any
 ) -> None:
     # given: a projection whose last read to the end was long ago
-    create(ledger)
-    project()
-    long_ago = timezone.now() - timedelta(hours=1)
-    Position.objects.filter(name=PayoutViewProjection.name).update(
-        caught_up_at=long_ago
-    )
+    long_ago = caught_up(ledger, project, ago=timedelta(hours=1))
     # when
     applied = catch_up(ledger, PayoutViewProjection())
     # then
@@ -86,12 +89,7 @@ def test_a_full_batch_is_not_taken_for_having_caught_up(
     ledger: Payouts, project: Any
 ) -> None:
     # given: more events than one batch holds
-    create(ledger)
-    project()
-    long_ago = timezone.now() - timedelta(hours=1)
-    Position.objects.filter(name=PayoutViewProjection.name).update(
-        caught_up_at=long_ago
-    )
+    long_ago = caught_up(ledger, project, ago=timedelta(hours=1))
     create(ledger)
     create(ledger)
     # when
@@ -120,14 +118,9 @@ def test_an_idle_projector_stamps_its_row_once_a_second_when_polling_and_every_r
     written: bool,
 ) -> None:
     # given: a fixed clock, and a projection that caught up `age` before it
-    create(ledger)
-    project()
-    now = timezone.now()
+    now = caught_up(ledger, project, ago=age) + age
     monkeypatch.setattr(runner.timezone, "now", lambda: now)
     settings.IS_POSTGRES = postgres
-    Position.objects.filter(name=PayoutViewProjection.name).update(
-        caught_up_at=now - age
-    )
     # when
     catch_up(ledger, PayoutViewProjection())
     # then
@@ -138,11 +131,7 @@ def test_a_batch_that_reaches_the_head_stamps_the_read_in_the_same_update(
     ledger: Payouts, project: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # given: a projection that caught up an hour ago, and a new event
-    create(ledger)
-    project()
-    Position.objects.filter(name=PayoutViewProjection.name).update(
-        caught_up_at=timezone.now() - timedelta(hours=1)
-    )
+    caught_up(ledger, project, ago=timedelta(hours=1))
     create(ledger)
     now = timezone.now()
     monkeypatch.setattr(runner.timezone, "now", lambda: now)

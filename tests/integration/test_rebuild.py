@@ -31,11 +31,11 @@ from projections.rebuild import (
     rebuild_lock,
 )
 from projections.runner import catch_up
-from tests.builders import WORKER, create, make_histories
+from tests.builders import TEST_ACTOR, WORKER, create, make_histories
 from tests.support import last_notification_id, projection_position, view_rows
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
     from uuid import UUID
 
     from rest_framework.test import APIClient
@@ -100,18 +100,43 @@ def shadow_exists() -> bool:
         return SHADOW_TABLE in connection.introspection.table_names(cursor)
 
 
-def test_a_rebuild_reaches_the_same_rows_as_incremental_projection(
-    ledger: Payouts, project: Any
-) -> None:
-    # given
+def projected_at_once(ledger: Payouts, project: Any) -> None:
     make_histories(ledger)
     project()
+
+
+def projected_batch_by_batch(ledger: Payouts, project: Any) -> None:
+    """The projection followed the log as it grew, in batches that end mid-stream."""
+    pending = create(ledger)
+    project()
+    histories = make_histories(ledger)
+    catch_up(ledger, PayoutViewProjection(), batch_size=3)
+    ledger.start_processing(pending, actor=WORKER)
+    ledger.cancel(histories[-1], reason="", actor=TEST_ACTOR)
+    project()
+
+
+@pytest.mark.parametrize(
+    ("projected", "events", "payouts"),
+    [(projected_at_once, 12, 6), (projected_batch_by_batch, 15, 7)],
+    ids=["projected-at-once", "projected-batch-by-batch"],
+)
+def test_a_rebuild_reaches_the_same_rows_as_incremental_projection(
+    ledger: Payouts,
+    project: Any,
+    projected: Callable[[Payouts, Any], None],
+    events: int,
+    payouts: int,
+) -> None:
+    # given
+    projected(ledger, project)
     incremental = view_rows()
     # when
     summary = rebuild(ledger, batch_size=4)
     # then
     assert view_rows() == incremental
-    assert (summary.events, summary.payouts) == (12, 6)
+    assert len(incremental) == payouts
+    assert (summary.events, summary.payouts) == (events, payouts)
     assert projection_position() == last_notification_id(ledger) == summary.position
     assert not shadow_exists()
     assert not Position.objects.filter(name=SHADOW_NAME).exists()

@@ -7,12 +7,10 @@ from __future__ import annotations
 
 import logging
 import uuid
-from io import StringIO
 from typing import TYPE_CHECKING, Any
 
 import pytest
 from django.conf import settings
-from django.core.management import CommandError, call_command
 from prometheus_client import REGISTRY
 
 from ledger import payout as payout_module
@@ -23,7 +21,7 @@ from projections.models import PayoutView
 from projections.projectors import PayoutViewProjection
 from projections.runner import drain
 from tests.builders import create
-from tests.support import service_connection
+from tests.support import as_intruder, run_command
 from workers import tasks
 from workers.dispatcher import PayoutDispatcher
 from workers.gateway.fake import FakeGateway
@@ -37,21 +35,11 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.postgres
 
 
-def sql(query: str, *params: Any) -> list[tuple[Any, ...]]:
-    """As the intruder: a connection of its own, with the service's role."""
-    with service_connection() as conn:
-        cursor = conn.execute(
-            query.replace("EVENTS", f"{settings.EVENT_STORE_SCHEMA}.payouts_events"),
-            params,
-        )
-        return cursor.fetchall() if cursor.description else []
-
-
 def clone_created(source: UUID) -> tuple[UUID, int]:
     """INSERT a copy of the source's Created under a fresh id; the notification id
     comes from the table's own sequence, as for any insert."""
     clone = uuid.uuid4()
-    rows = sql(
+    rows = as_intruder(
         "INSERT INTO EVENTS (originator_id, originator_version, topic, state) "
         "SELECT %s, originator_version, topic, state FROM EVENTS "
         "WHERE originator_id = %s AND originator_version = 1 "
@@ -63,12 +51,7 @@ def clone_created(source: UUID) -> tuple[UUID, int]:
 
 
 def run_verify() -> tuple[int, str]:
-    out = StringIO()
-    try:
-        call_command("verify_ledger", stdout=out)
-    except CommandError as failed:
-        return failed.returncode, out.getvalue()
-    return 0, out.getvalue()
+    return run_command("verify_ledger")
 
 
 def tampered_count(follower: str) -> float:
@@ -176,7 +159,8 @@ def test_a_clone_of_a_legacy_format_created_is_named_and_refused(
     gateway = FakeGateway()
     use_gateway(gateway)
     source = create(legacy_app)
-    (state,) = sql("SELECT state FROM EVENTS WHERE originator_id = %s", source)[0]
+    found = as_intruder("SELECT state FROM EVENTS WHERE originator_id = %s", source)
+    (state,) = found[0]
     assert not is_bound(bytes(state))
     project()
     code, output = run_verify()

@@ -6,13 +6,11 @@ refuses to sign over it."""
 from __future__ import annotations
 
 from datetime import timedelta
-from io import StringIO
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 from django.conf import settings
-from django.core.management import CommandError, call_command
 from django.test import override_settings
 from django.utils import timezone
 
@@ -20,7 +18,7 @@ from projections.audit import take_checkpoint
 from projections.models import LedgerCheckpoint
 from projections.signing import load_signing_key, public_key_pem, write_signing_key
 from tests.builders import TEST_ACTOR, new_payout
-from tests.support import service_connection
+from tests.support import as_intruder, run_command
 
 if TYPE_CHECKING:
     from uuid import UUID
@@ -30,24 +28,11 @@ if TYPE_CHECKING:
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 
-def run(command: str, *args: str) -> tuple[int, str]:
-    out = StringIO()
-    try:
-        call_command(command, *args, stdout=out)
-    except CommandError as failed:
-        return failed.returncode, f"{out.getvalue()}{failed}"
-    return 0, out.getvalue()
-
-
-def intruder(query: str, *params: Any) -> None:
-    """SQL as the service's own database role, on its own connection."""
-    with service_connection() as conn:
-        conn.execute(
-            query.replace(
-                "EVENTS", f"{settings.EVENT_STORE_SCHEMA}.payouts_events"
-            ).replace("CHECKPOINTS", LedgerCheckpoint._meta.db_table),
-            params,
-        )
+def failing(command: str, *args: str) -> str:
+    """What a command that must exit 1 wrote, and the error it failed with."""
+    code, output = run_command(command, *args)
+    assert code == 1, output
+    return output
 
 
 def long_ago() -> Any:
@@ -71,29 +56,39 @@ def cut_ledger(ledger: Payouts, project: Any) -> dict[str, Any]:
     return {"target": target, "others": others, "first": first, "second": second}
 
 
+def delete_the_tail(target: UUID) -> None:
+    """The target's events after v1 deleted."""
+    as_intruder(
+        "DELETE FROM EVENTS WHERE originator_id = %s AND originator_version > 1",
+        target,
+    )
+
+
 def cut_the_tail(target: UUID) -> None:
     """The target's events after v1 deleted, with every checkpoint that covers them
     (#2)."""
-    intruder(
+    as_intruder(
         "DELETE FROM CHECKPOINTS WHERE position >= (SELECT min(notification_id) "
         "FROM EVENTS WHERE originator_id = %s AND originator_version > 1)",
         target,
     )
-    intruder(
-        "DELETE FROM EVENTS WHERE originator_id = %s AND originator_version > 1",
-        target,
-    )
+    delete_the_tail(target)
     # and the read model made to agree, so that only the checkpoints can tell
-    intruder(
+    as_intruder(
         "UPDATE projections_payoutview SET status = 'pending', version = 1, "
         "updated_at = created_at WHERE id = %s",
         target,
     )
 
 
+def truncate(*tables: str) -> None:
+    for table in tables:
+        as_intruder(f"TRUNCATE {table}")
+
+
 def test_an_unbroken_recent_chain_verifies(cut_ledger: dict[str, Any]) -> None:
     # when
-    code, output = run("verify_ledger")
+    code, output = run_command("verify_ledger")
     # then
     assert code == 0, output
     assert "3 streams, 5 events, 2 checkpoints" in output
@@ -106,9 +101,8 @@ def test_a_streams_tail_deleted_with_the_checkpoints_covering_it_is_caught(
     # given
     cut_the_tail(cut_ledger["target"])
     # when
-    code, output = run("verify_ledger")
+    output = failing("verify_ledger")
     # then
-    assert code == 1
     assert "FIRST DISCREPANCY: the checkpoint chain ends at #1" in output
     assert "later checkpoints were deleted" in output
 
@@ -121,9 +115,8 @@ def test_the_same_cut_is_named_by_the_anchor_of_a_removed_checkpoint(
     anchor = f"{second.sequence}:{second.checkpoint_digest}"
     cut_the_tail(cut_ledger["target"])
     # when
-    code, output = run("verify_ledger", "--anchor", anchor)
+    output = failing("verify_ledger", "--anchor", anchor)
     # then
-    assert code == 1
     assert "anchored checkpoint #2 is missing (the chain has #1)" in output
 
 
@@ -132,14 +125,10 @@ def test_a_streams_tail_deleted_under_its_checkpoint_is_caught(
 ) -> None:
     # given: the events deleted, the checkpoints left alone
     target = cut_ledger["target"]
-    intruder(
-        "DELETE FROM EVENTS WHERE originator_id = %s AND originator_version > 1",
-        target,
-    )
+    delete_the_tail(target)
     # when
-    code, output = run("verify_ledger")
+    output = failing("verify_ledger")
     # then
-    assert code == 1
     assert f"payout {target}: differs from checkpoint #2" in output
     assert "events after v1 were deleted (stream shortened)" in output
 
@@ -149,11 +138,10 @@ def test_a_checkpoint_deleted_from_the_middle_of_the_chain_is_caught(
 ) -> None:
     # given
     take_checkpoint(ledger)
-    intruder("DELETE FROM CHECKPOINTS WHERE sequence = 2")
+    as_intruder("DELETE FROM CHECKPOINTS WHERE sequence = 2")
     # when
-    code, output = run("verify_ledger")
+    output = failing("verify_ledger")
     # then
-    assert code == 1
     assert "checkpoint(s) #2 missing between #1 and #3" in output
 
 
@@ -162,12 +150,10 @@ def test_truncating_the_events_and_the_checkpoints_is_caught_by_an_anchor(
 ) -> None:
     # given: everything gone, the read model too
     second = cut_ledger["second"]
-    for table in ("EVENTS", "CHECKPOINTS", "projections_payoutview"):
-        intruder(f"TRUNCATE {table}")
+    truncate("EVENTS", "CHECKPOINTS", "projections_payoutview")
     # when
-    code, output = run("verify_ledger", "--anchor", f"2:{second.checkpoint_digest}")
+    output = failing("verify_ledger", "--anchor", f"2:{second.checkpoint_digest}")
     # then
-    assert code == 1
     assert "verified 0 streams, 0 events" in output
     assert "anchored checkpoint #2 is missing (the chain has none at all)" in output
 
@@ -177,12 +163,10 @@ def test_the_checkpointers_log_serves_as_the_anchors(
 ) -> None:
     # given: a copy of the checkpointer's log, kept outside the database
     log = settings.CHECKPOINT_LOG_FILE
-    for table in ("EVENTS", "CHECKPOINTS", "projections_payoutview"):
-        intruder(f"TRUNCATE {table}")
+    truncate("EVENTS", "CHECKPOINTS", "projections_payoutview")
     # when
-    code, output = run("verify_ledger", "--anchors", log)
+    output = failing("verify_ledger", "--anchors", log)
     # then
-    assert code == 1
     assert "anchored checkpoint #1 is missing" in output
 
 
@@ -190,12 +174,10 @@ def test_truncating_the_events_and_the_checkpoints_leaves_orphan_rows_named(
     cut_ledger: dict[str, Any],
 ) -> None:
     # given: the read model left as it was
-    intruder("TRUNCATE EVENTS")
-    intruder("TRUNCATE CHECKPOINTS")
+    truncate("EVENTS", "CHECKPOINTS")
     # when
-    code, output = run("verify_ledger")
+    output = failing("verify_ledger")
     # then
-    assert code == 1
     assert "in the projection but has no events: its stream was removed" in output
 
 
@@ -203,12 +185,11 @@ def test_events_without_any_checkpoint_fail_once_older_than_the_maximum_age(
     cut_ledger: dict[str, Any],
 ) -> None:
     # given: every checkpoint deleted
-    intruder("DELETE FROM CHECKPOINTS")
+    as_intruder("DELETE FROM CHECKPOINTS")
     # when: the first event is older than the schedule allows
     with override_settings(CHECKPOINT_MAX_AGE=0):
-        code, output = run("verify_ledger")
+        output = failing("verify_ledger")
     # then
-    assert code == 1
     assert "no checkpoint, yet events exist since" in output
 
 
@@ -218,9 +199,8 @@ def test_the_checkpointer_refuses_to_extend_a_chain_cut_back(
     # given
     cut_the_tail(cut_ledger["target"])
     # when
-    code, output = run("checkpoint")
+    output = failing("checkpoint")
     # then: it would otherwise sign a fresh #2 over the cut ledger
-    assert code == 1
     assert "checkpoint #2, recorded in" in output and "is missing from" in output
     assert LedgerCheckpoint.objects.filter(sequence=2).count() == 0
 
@@ -230,14 +210,10 @@ def test_the_checkpointer_refuses_to_sign_over_events_deleted_behind_its_back(
 ) -> None:
     # given: the newest checkpoint kept, the events it covers deleted
     target = cut_ledger["target"]
-    intruder(
-        "DELETE FROM EVENTS WHERE originator_id = %s AND originator_version > 1",
-        target,
-    )
+    delete_the_tail(target)
     # when
-    code, output = run("checkpoint")
+    output = failing("checkpoint")
     # then
-    assert code == 1
     assert "the ledger no longer matches checkpoint #2" in output
     assert LedgerCheckpoint.objects.filter(sequence=3).count() == 0
 
@@ -254,7 +230,7 @@ def test_verify_ledger_needs_only_the_public_key(
     )
     # when
     with override_settings(CHECKPOINT_PUBLIC_KEY="", CHECKPOINT_SIGNING_KEY_FILE=""):
-        code, output = run("verify_ledger", "--public-key", str(public))
+        code, output = run_command("verify_ledger", "--public-key", str(public))
     # then
     assert code == 0, output
     assert "2 checkpoints" in output
@@ -267,9 +243,8 @@ def test_checkpoints_signed_by_another_key_are_refused(
     other = tmp_path / "other.pub"
     other.write_text(write_signing_key(tmp_path / "other.pem"))
     # when
-    code, output = run("verify_ledger", "--public-key", str(other))
+    output = failing("verify_ledger", "--public-key", str(other))
     # then
-    assert code == 1
     assert "checkpoint #1 is signed by key" in output
 
 

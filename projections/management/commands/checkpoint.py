@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError
-from tqdm import tqdm
 
 from ledger.apps import get_payouts
 from projections.audit import take_checkpoint
 from projections.checkpoints import RefusedToSign
-from projections.eventtable import EventTable
+from projections.database import EventTable
+from projections.management.commands._options import progress_bar
 
 
 class Command(BaseCommand):
@@ -25,9 +24,7 @@ class Command(BaseCommand):
         payouts = get_payouts()
         total = EventTable(payouts).count_streams()
         try:
-            with tqdm(
-                total=total, unit="stream", disable=not sys.stderr.isatty()
-            ) as bar:
+            with progress_bar(total, "stream") as bar:
                 checkpoint = take_checkpoint(payouts, progress=bar.update)
         except (ImproperlyConfigured, RefusedToSign) as exc:
             raise CommandError(f"no checkpoint taken: {exc}", returncode=1) from None

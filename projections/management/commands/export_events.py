@@ -9,21 +9,23 @@ from __future__ import annotations
 
 import contextlib
 import os
-import sys
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from tqdm import tqdm
 
 from ledger.apps import get_payouts
-from projections.eventtable import EventTable
+from projections.database import EventTable
 from projections.export import (
     UnreadableEvent,
     export_events,
     export_range,
     sidecar_path,
+)
+from projections.management.commands._options import (
+    add_position_range,
+    progress_bar,
 )
 
 if TYPE_CHECKING:
@@ -46,20 +48,16 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument(
-            "--after", type=int, help="start after this position (default 0)"
-        )
-        parser.add_argument(
-            "--until",
-            type=int,
-            help="stop at this position, included (default: the last one now)",
+        add_position_range(
+            parser,
+            after="start after this position (default 0)",
+            until="stop at this position, included (default: the last one now)",
         )
         parser.add_argument(
             "--output",
             help="file to write (default stdout), and its integrity data to "
             "<output>.integrity.json beside it; both replaced only when done",
         )
-        parser.add_argument("--batch-size", type=int, default=500)
 
     def handle(self, *args: Any, **options: Any) -> None:
         payouts = get_payouts()
@@ -69,7 +67,7 @@ class Command(BaseCommand):
         try:
             with (
                 _target(output, self.stdout) as (write, seal),
-                tqdm(total=total, unit="event", disable=not sys.stderr.isatty()) as bar,
+                progress_bar(total, "event") as bar,
             ):
                 summary = export_events(
                     payouts,

@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from tqdm import tqdm
 
 from ledger.apps import get_payouts
 from projections.audit import verify
 from projections.checkpoints import Anchor, parse_anchor, public_keys, read_anchors
-from projections.eventtable import EventTable
+from projections.database import EventTable
+from projections.management.commands._options import (
+    add_position_range,
+    progress_bar,
+)
 
 
 def anchor(text: str) -> Anchor:
@@ -32,15 +34,11 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument(
-            "--after", type=int, help="only streams with an event after this position"
+        add_position_range(
+            parser,
+            after="only streams with an event after this position",
+            until="only streams with an event at or before this position",
         )
-        parser.add_argument(
-            "--until",
-            type=int,
-            help="only streams with an event at or before this position",
-        )
-        parser.add_argument("--batch-size", type=int, default=500)
         parser.add_argument(
             "--public-key",
             type=Path,
@@ -83,9 +81,7 @@ class Command(BaseCommand):
             )
         total = EventTable(payouts).count_streams(after, until)
         try:
-            with tqdm(
-                total=total, unit="stream", disable=not sys.stderr.isatty()
-            ) as bar:
+            with progress_bar(total, "stream") as bar:
                 report = verify(
                     payouts,
                     after=after,
