@@ -102,6 +102,12 @@ class NamedLock:
             return False
         return True
 
+    def held(self) -> bool:
+        """True while held; raises when the lock's session is gone (the lock with it)."""
+        if self.session is not None:
+            self.session.execute("SELECT 1")
+        return True
+
     def release(self) -> None:
         """Closing the session or the file is what frees the lock."""
         session, self.session = self.session, None

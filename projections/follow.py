@@ -13,8 +13,6 @@ from psycopg import sql
 from projections.database import NamedLock
 
 # webhooks/sender.py imports these two from here.
-from projections.database import advisory_key as advisory_key
-from projections.database import direct_connection as direct_connection
 from projections.runner import catch_up
 
 if TYPE_CHECKING:

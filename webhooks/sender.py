@@ -13,14 +13,12 @@ before that sends it again, with the same `webhook-id`.
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import random
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -30,7 +28,7 @@ from django.db.models import Exists, F, OuterRef
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from projections.follow import advisory_key, direct_connection
+from projections.database import NamedLock
 from webhooks import metrics
 from webhooks.backoff import next_attempt
 from webhooks.models import (
@@ -239,54 +237,14 @@ def due(
     return list(query[:limit])
 
 
-class _Lock:
-    """One sender at a time, or the order per payout would not hold: a PostgreSQL
-    advisory lock on a connection of its own (gone with it), or a file lock."""
-
-    def __init__(self) -> None:
-        self.conn: Any = None
-        self.handle: Any = None
-
-    def acquire(self, stop: threading.Event) -> bool:
-        while not stop.is_set():
-            if self._try():
-                return True
-            stop.wait(1.0)
-        return False
-
-    def _try(self) -> bool:
-        if settings.IS_POSTGRES:
-            if self.conn is None:
-                self.conn = direct_connection()
-            row = self.conn.execute(
-                "SELECT pg_try_advisory_lock(%s)", (advisory_key(LOCK_NAME),)
-            ).fetchone()
-            return bool(row and row[0])
-        path = Path(settings.RUN_DIR) / f"{LOCK_NAME}.lock"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle = path.open("w")
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.close()
-            return False
-        self.handle = handle
-        return True
-
-    def held(self) -> bool:
-        """Raises when the lock's connection is gone (the lock with it)."""
-        if self.conn is not None:
-            self.conn.execute("SELECT 1")
-        return True
-
-    def release(self) -> None:
-        for resource in (self.conn, self.handle):
-            if resource is not None:
-                try:
-                    resource.close()
-                except Exception:
-                    logger.exception("releasing the webhook sender lock")
-        self.conn = self.handle = None
+def _acquire(lock: NamedLock, stop: threading.Event) -> bool:
+    """Wait for the lock until `stop`: one sender at a time, or the order per payout
+    would not hold."""
+    while not stop.is_set():
+        if lock.try_acquire():
+            return True
+        stop.wait(1.0)
+    return False
 
 
 class Sender:
@@ -373,11 +331,11 @@ class Sender:
     def run(self, stop: threading.Event, *, poll: float = 0.5) -> None:
         """Until `stop`: hold the lock, pump, sleep until woken (a new delivery, a
         send done) or `poll` passes (a retry coming due). Errors back off, retry."""
-        lock = _Lock()
+        lock = NamedLock(LOCK_NAME)
         backoff = 0.5
         while not stop.is_set():
             try:
-                if not lock.acquire(stop):
+                if not _acquire(lock, stop):
                     break
                 logger.info("delivering webhooks")
                 while not stop.is_set() and lock.held():
@@ -395,5 +353,8 @@ class Sender:
                 stop.wait(backoff)
                 backoff = min(backoff * 2, 10.0)
             finally:
-                lock.release()
+                try:
+                    lock.release()
+                except Exception:
+                    logger.exception("releasing the webhook sender lock")
                 close_old_connections()

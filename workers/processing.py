@@ -9,7 +9,7 @@ from ledger.cipher import is_bound
 from ledger.errors import TamperedEvent
 from ledger.logcontext import bound
 from ledger.values import PayoutStatus
-from projections.eventtable import EventTable
+from projections.database import EventTable
 from workers import failpoints
 from workers.gateway.base import PaymentInFlight
 from workers.metrics import PROCESSING_SECONDS
