@@ -221,8 +221,10 @@ def test_without_the_table_lock_the_same_run_skips_the_late_commit(
     # when
     committed, seen = run_out_of_order_commits(ledger, held_insert, lock=False)
     # then
+    # (writers racing without the lock may commit out of order among themselves too,
+    # so more than the held one can be skipped: the held one always is)
     missed = sorted(set(committed) - set(seen))
-    assert len(missed) == 1
+    assert missed[:1] == committed[:1]
     assert missed[0] < max(seen)
 
 
