@@ -125,9 +125,11 @@ def test_a_later_version_waits_until_the_earlier_one_is_acknowledged(
 def test_a_slow_endpoint_does_not_hold_up_another(
     ledger: Payouts, allow_loopback: Any, server: Any
 ) -> None:
-    # given: one endpoint answering after 3 s, one at once
+    # given: one endpoint that answers only once the test releases it, one at once
+    released = threading.Event()
+
     def slow(handler: Any) -> None:
-        time.sleep(3)
+        released.wait(10)
         handler.send_response(200)
         handler.end_headers()
 
@@ -142,14 +144,24 @@ def test_a_slow_endpoint_does_not_hold_up_another(
         paid_payout(ledger)
     drain(ledger, WebhookFollower(ledger))
     sender = Sender(max_in_flight=6, per_endpoint=3)
+    slow_done_when_fast_was: list[int] = []
+
+    def fast_all_done() -> bool:
+        if fast_endpoint.deliveries.exclude(status="succeeded").exists():
+            return False
+        slow_done_when_fast_was.append(
+            slow_endpoint.deliveries.filter(status="succeeded").count()
+        )
+        released.set()
+        return True
+
     # when
-    elapsed = run_sender(
-        sender,
-        lambda: not fast_endpoint.deliveries.exclude(status="succeeded").exists(),
-    )
-    # then: 24 fast deliveries done while the slow endpoint's first three still ran
-    assert elapsed < 3
-    assert slow_endpoint.deliveries.filter(status="succeeded").count() <= 3
+    try:
+        run_sender(sender, fast_all_done)
+    finally:
+        released.set()
+    # then: every fast delivery was done while the slow endpoint still held its sends
+    assert slow_done_when_fast_was == [0]
 
 
 def test_redirects_are_not_followed_and_only_a_prefix_of_the_answer_is_kept(
